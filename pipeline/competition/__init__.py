@@ -1,0 +1,1 @@
+"""The rules of the game: run-length encoding, the competition metric and coverage classes (pure numpy)."""

@@ -1,0 +1,60 @@
+"""`folds`: k-fold split of the training ids, stratified on coverage class (or depth-sorted round-robin)."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from pipeline.data.prep import load_train_cache
+from pipeline.fileio import PipelineError, write_csv
+
+
+def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: int, by: str = "coverage") -> np.ndarray:
+    """Fold index per image."""
+    n = coverage_class.size
+    if k < 2 or k > n:
+        raise PipelineError(f"folds: k must be between 2 and the number of images ({n}), got {k}")
+    folds = np.empty(n, dtype=np.int64)
+    if by == "coverage":
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            # a coverage class with fewer than k images only spreads over fewer folds; that is fine
+            warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+            splits = list(splitter.split(np.zeros(n), coverage_class))
+        for fold, (_, held_out) in enumerate(splits):
+            folds[held_out] = fold
+    elif by == "depth":
+        order = np.argsort(depth, kind="stable")
+        folds[order] = np.arange(n) % k
+    else:
+        raise PipelineError(f"folds: --by must be 'coverage' or 'depth', got {by!r}")
+    return folds
+
+
+def read_folds(path: Path) -> dict[str, int]:
+    if not Path(path).exists():
+        raise PipelineError(f"{path} is missing: run `python -m pipeline folds --data DIR` first")
+    with open(path, newline="") as handle:
+        return {row["id"]: int(row["fold"]) for row in csv.DictReader(handle)}
+
+
+def make_folds(data_dir: Path, out: Path, k: int = 5, seed: int = 42, by: str = "coverage", force: bool = False) -> dict[str, int]:
+    train = load_train_cache(data_dir)
+    folds = assign_folds(train.coverage_class, train.depth, k, seed, by)
+    assignment = {str(i): int(f) for i, f in zip(train.ids, folds)}
+    out = Path(out)
+    if out.exists():
+        existing = read_folds(out)
+        if existing == assignment:
+            return assignment
+        if not force:
+            raise PipelineError(
+                f"{out} already holds a different split; folds are part of an experiment's identity. "
+                "Pass --force to replace it (runs trained on the old split no longer match)"
+            )
+    write_csv(out, ["id", "fold"], sorted(assignment.items(), key=lambda item: (item[1], item[0])))
+    return assignment

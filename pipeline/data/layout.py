@@ -1,0 +1,141 @@
+"""The Kaggle TGS file layout: where each file lives and how to read it, with errors that name the file."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.fileio import PipelineError
+
+IMAGE_SIZE = 101
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def train_csv(self) -> Path:
+        return self.root / "train.csv"
+
+    @property
+    def depths_csv(self) -> Path:
+        return self.root / "depths.csv"
+
+    @property
+    def sample_submission(self) -> Path:
+        return self.root / "sample_submission.csv"
+
+    @property
+    def test_truth(self) -> Path:
+        return self.root / "test_truth.csv"  # written by `synth` only; the real competition has none
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    def train_image(self, image_id: str) -> Path:
+        return self.root / "train" / "images" / f"{image_id}.png"
+
+    def train_mask(self, image_id: str) -> Path:
+        return self.root / "train" / "masks" / f"{image_id}.png"
+
+    def test_image(self, image_id: str) -> Path:
+        return self.root / "test" / "images" / f"{image_id}.png"
+
+    @property
+    def test_image_dir(self) -> Path:
+        return self.root / "test" / "images"
+
+
+HOW_TO_FILL = "run `python -m pipeline synth --out {root}` for the synthetic default, or copy the Kaggle files there (see README)"
+
+
+def check_layout(layout: Layout) -> None:
+    """Fail with one clear line when the data folder is missing, empty or incomplete."""
+    root = layout.root
+    hint = HOW_TO_FILL.format(root=root)
+    if not root.is_dir():
+        raise PipelineError(f"data folder {root} does not exist: {hint}")
+    if not any(root.iterdir()):
+        raise PipelineError(f"data folder {root} is empty: {hint}")
+    for required in (layout.train_csv, layout.depths_csv, layout.sample_submission):
+        if not required.is_file():
+            raise PipelineError(f"{required} is missing: {hint}")
+    for folder in (root / "train" / "images", root / "train" / "masks", layout.test_image_dir):
+        if not folder.is_dir():
+            raise PipelineError(f"{folder} is missing: {hint}")
+
+
+def read_csv_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[str]]:
+    """Read the named columns of a CSV; a missing column or unreadable file names the file."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
+                raise PipelineError(f"{path}: expected columns {','.join(columns)}, found {reader.fieldnames}; fix the header")
+            out: dict[str, list[str]] = {column: [] for column in columns}
+            for row in reader:
+                for column in columns:
+                    out[column].append((row[column] or "").strip())
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise PipelineError(f"{path}: cannot be read as CSV ({error}); replace it with the original file") from None
+    duplicates = len(out[columns[0]]) - len(set(out[columns[0]]))
+    if duplicates:
+        raise PipelineError(f"{path}: {duplicates} duplicate {columns[0]} values; each id must appear once")
+    return out
+
+
+def read_depths(path: Path) -> dict[str, float]:
+    columns = read_csv_columns(path, ("id", "z"))
+    try:
+        return {image_id: float(z) for image_id, z in zip(columns["id"], columns["z"])}
+    except ValueError as error:
+        raise PipelineError(f"{path}: a depth is not a number ({error}); fix the z column") from None
+
+
+def _open_png(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing; restore it (or remove its id from the CSV)")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return np.array(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise PipelineError(f"{path} is not a readable PNG ({error}); replace it with an intact copy") from None
+
+
+def _check_size(array: np.ndarray, path: Path) -> None:
+    if array.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise PipelineError(
+            f"{path} is {array.shape[1]}x{array.shape[0]}, expected {IMAGE_SIZE}x{IMAGE_SIZE}; "
+            "TGS images and masks are all 101x101"
+        )
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A 101x101 uint8 grey image from an RGB (R=G=B), RGBA or single-channel PNG."""
+    array = _open_png(path)
+    _check_size(array, path)
+    if array.ndim == 3:
+        array = array[..., 0]
+    if array.dtype != np.uint8:
+        raise PipelineError(f"{path} has {array.dtype} pixels, expected 8-bit; re-export it as an 8-bit PNG")
+    return array
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A 101x101 bool mask: 16-bit {0,65535} for salt, 8-bit zeros for empty; anything > 0 is salt."""
+    array = _open_png(path)
+    _check_size(array, path)
+    if array.ndim == 3:
+        array = array[..., 0]
+    values = np.unique(array)
+    if values.size > 2 or (values.size == 2 and values[0] != 0):
+        shown = ", ".join(map(str, values[:6].tolist()))
+        raise PipelineError(f"{path} is not a binary mask (values {shown}{'...' if values.size > 6 else ''}); masks hold 0 and one salt value")
+    return array > 0

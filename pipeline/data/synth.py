@@ -1,0 +1,208 @@
+"""Synthetic seismic data in the exact Kaggle TGS layout (the embedded default; the real data is not here).
+
+Each image is a small seismic section: a sparse reflectivity series convolved with a Ricker wavelet, laid
+along folded, dipping horizons cut by a fault. Salt bodies (domes, flanks, blobs) replace the layers with a
+weak chaotic interior and carry a strong reflection along their boundary. Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from pipeline.competition.rle import encode
+from pipeline.data.layout import IMAGE_SIZE, Layout
+from pipeline.fileio import PipelineError, write_bytes, write_csv
+
+EMPTY_FRACTION = 0.39  # as in the real training set
+CONSTANT_FRACTION = 0.02  # 80 of 4000 real images are a single colour (all with empty masks)
+MIN_SALT_PIXELS = 10
+
+
+@dataclass(frozen=True)
+class SyntheticSample:
+    image: np.ndarray  # (101, 101) uint8
+    mask: np.ndarray  # (101, 101) bool
+    depth: int
+
+
+def ricker(t: np.ndarray, width: float) -> np.ndarray:
+    """Ricker (Mexican hat) wavelet of the given width in pixels."""
+    a = (t / width) ** 2
+    return (1.0 - 2.0 * a) * np.exp(-a)
+
+
+def _smooth_noise(rng, shape, sigma):
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
+    return field / (field.std() + 1e-8)
+
+
+def _layered_section(rng, size: int) -> np.ndarray:
+    """Reflectivity along folded, dipping, faulted horizons, convolved with a Ricker wavelet."""
+    length = 4 * size
+    reflectivity = rng.standard_normal(length) * (rng.random(length) < 0.25)
+    reflectivity[rng.integers(0, length, 6)] += rng.choice([-2.5, 2.5], 6)
+    wavelet_width = rng.uniform(1.3, 3.0)
+    taps = np.arange(-12, 13)
+    trace = np.convolve(reflectivity, ricker(taps, wavelet_width), mode="same")
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    dip = rng.uniform(-0.4, 0.4)
+    shift = dip * cols
+    for _ in range(rng.integers(1, 3)):  # folds
+        wavelength = rng.uniform(40, 200)
+        amplitude = rng.uniform(0, 8) * (1 + rng.uniform(-0.5, 0.5) * rows / size)
+        shift = shift + amplitude * np.sin(2 * np.pi * cols / wavelength + rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.5:  # a normal fault: a line across the section with a throw on one side
+        angle = rng.uniform(np.pi / 3, 2 * np.pi / 3)
+        x0 = rng.uniform(0, size)
+        side = (cols - x0) * np.sin(angle) - rows * np.cos(angle) > 0
+        shift = shift + side * rng.uniform(4, 15) * rng.choice([-1, 1])
+    sample_at = rows + shift + 1.5 * size
+    section = np.interp(sample_at.ravel(), np.arange(length), trace).reshape(size, size)
+    return section / (section.std() + 1e-8)
+
+
+def _salt_mask(rng, size: int) -> np.ndarray:
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    kind = rng.choice(["dome", "flank", "blob"], p=[0.45, 0.3, 0.25])
+    wiggle = 4 * _smooth_noise(rng, (size, size), 6)
+    if kind == "dome":
+        top = rng.uniform(-40, 115) + rng.uniform(0.001, 0.03) * (cols - rng.uniform(0, size)) ** 2
+        return rows + wiggle > top
+    if kind == "flank":
+        boundary = rng.uniform(-20, size + 20) + rng.uniform(-1.2, 1.2) * (rows - size / 2)
+        side = rng.choice([-1, 1])
+        return side * (cols + wiggle - boundary) > 0
+    centre_row, centre_col = rng.uniform(-10, size + 10, 2)
+    radius = rng.uniform(6, 60)
+    theta = np.arctan2(rows - centre_row, cols - centre_col)
+    radial = radius * (1 + sum(rng.uniform(0, 0.25) * np.cos(k * theta + rng.uniform(0, 6.3)) for k in (2, 3, 5)))
+    return np.hypot(rows - centre_row, cols - centre_col) + wiggle < radial
+
+
+def _salt_section(rng, section: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Replace layers inside the salt with weak chaos and add a strong boundary reflection."""
+    size = section.shape[0]
+    interior = 0.25 * _smooth_noise(rng, (size, size), 1.2)
+    signed_distance = ndimage.distance_transform_edt(~mask) - ndimage.distance_transform_edt(mask)
+    boundary = rng.uniform(1.8, 3.0) * rng.choice([-1, 1]) * ricker(signed_distance, rng.uniform(1.0, 2.0))
+    return np.where(mask, interior, section) + boundary
+
+
+def make_sample(seed: int, index: int, has_salt: bool, constant: bool, size: int = IMAGE_SIZE) -> SyntheticSample:
+    rng = np.random.default_rng([seed, index])
+    depth = int(rng.integers(51, 960))
+    if constant:
+        value = int(rng.integers(0, 256))
+        return SyntheticSample(np.full((size, size), value, np.uint8), np.zeros((size, size), bool), depth)
+    section = _layered_section(rng, size)
+    mask = np.zeros((size, size), bool)
+    if has_salt:
+        while mask.sum() < MIN_SALT_PIXELS:
+            mask = _salt_mask(rng, size)
+        section = _salt_section(rng, section, mask)
+    section = section + rng.uniform(0.05, 0.35) * rng.standard_normal(section.shape)
+    gain = rng.uniform(18, 45)
+    image = np.clip(rng.uniform(100, 150) + gain * section, 0, 255).astype(np.uint8)
+    return SyntheticSample(image, mask, depth)
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def image_png(image: np.ndarray) -> bytes:
+    """8-bit RGB with R=G=B, as the competition stores images."""
+    return _png_bytes(np.repeat(image[..., None], 3, axis=2))
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """16-bit {0, 65535} for salt, 8-bit zeros for empty masks, as the competition stores masks."""
+    if mask.any():
+        return _png_bytes(mask.astype(np.uint16) * 65535)
+    return _png_bytes(np.zeros(mask.shape, np.uint8))
+
+
+def _unique_ids(rng, count: int) -> list[str]:
+    ids: list[str] = []
+    seen: set[str] = set()
+    while len(ids) < count:
+        image_id = rng.bytes(5).hex()
+        if image_id not in seen:
+            seen.add(image_id)
+            ids.append(image_id)
+    return ids
+
+
+def _plan(rng, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exactly round(2%) constant images and round(39%) empty masks overall, in random positions."""
+    n_constant = int(round(CONSTANT_FRACTION * count))
+    n_empty = max(int(round(EMPTY_FRACTION * count)), n_constant)
+    order = rng.permutation(count)
+    constant = np.zeros(count, bool)
+    constant[order[:n_constant]] = True
+    has_salt = np.ones(count, bool)
+    has_salt[order[:n_empty]] = False
+    return has_salt, constant
+
+
+def write_preview(path: Path, samples: list[SyntheticSample], columns: int = 8) -> None:
+    """A grid of images with the salt outline drawn in red, so a person can see what was made."""
+    rows = max(1, (len(samples) + columns - 1) // columns)
+    size = IMAGE_SIZE + 4
+    grid = np.full((rows * size, columns * size, 3), 255, np.uint8)
+    for i, sample in enumerate(samples):
+        tile = np.repeat(sample.image[..., None], 3, axis=2)
+        outline = sample.mask & ~ndimage.binary_erosion(sample.mask, border_value=0)
+        tile[outline] = (255, 0, 0)
+        r, c = divmod(i, columns)
+        grid[r * size + 2 : r * size + 2 + IMAGE_SIZE, c * size + 2 : c * size + 2 + IMAGE_SIZE] = tile
+    write_bytes(path, _png_bytes(grid))
+
+
+def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 0, force: bool = False) -> Layout:
+    """Write a complete synthetic competition folder (plus test_truth.csv and preview.png) to `out`."""
+    layout = Layout(Path(out))
+    if layout.train_csv.exists() and not force:
+        raise PipelineError(f"{layout.train_csv} already exists; synth will not overwrite a data folder (pass --force to replace it)")
+    if n_train < 1 or n_test < 1:
+        raise PipelineError("synth needs at least one train and one test image (--train N --test M)")
+    rng = np.random.default_rng(seed)
+    ids = _unique_ids(rng, n_train + n_test)
+    train_ids, test_ids = ids[:n_train], ids[n_train:]
+    for folder in ("train/images", "train/masks", "test/images"):
+        (layout.root / folder).mkdir(parents=True, exist_ok=True)
+    has_salt, constant = _plan(rng, n_train + n_test)
+    train_rows, truth_rows, depth_rows, preview = [], [], [], []
+    for index, image_id in enumerate(ids):
+        sample = make_sample(seed, index, bool(has_salt[index]), bool(constant[index]))
+        depth_rows.append((image_id, sample.depth))
+        if index < n_train:
+            write_bytes(layout.train_image(image_id), image_png(sample.image))
+            write_bytes(layout.train_mask(image_id), mask_png(sample.mask))
+            train_rows.append((image_id, encode(sample.mask)))
+            if len(preview) < 32:
+                preview.append(sample)
+        else:
+            write_bytes(layout.test_image(image_id), image_png(sample.image))
+            truth_rows.append((image_id, encode(sample.mask)))
+    # CSVs last: train.csv's presence marks a complete folder
+    write_csv(layout.depths_csv, ["id", "z"], depth_rows)
+    write_csv(layout.sample_submission, ["id", "rle_mask"], [(i, "1 1") for i in sorted(test_ids)])
+    write_csv(layout.test_truth, ["id", "rle_mask"], truth_rows)
+    write_preview(layout.root / "preview.png", preview)
+    write_csv(layout.train_csv, ["id", "rle_mask"], train_rows)
+    return layout
+
+
+def read_truth(path: Path) -> dict[str, str]:
+    with open(path, newline="") as handle:
+        return {row["id"]: row["rle_mask"] for row in csv.DictReader(handle)}

@@ -1,0 +1,99 @@
+"""build_model: an smp U-Net whose segmentation head is a PlasticHead (rule 'none' is the plain baseline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from pipeline.config import Config
+from pipeline.fileio import PipelineError
+from pipeline.models.plastic import PlasticHead
+
+
+def input_channels(cfg: Config) -> int:
+    return 1 + int(cfg.data.depth_channel) + int(cfg.data.coord_channel)
+
+
+class SaltNet(nn.Module):
+    """U-Net + plastic head; returns (mask logits (B,1,H,W), empty-mask logit (B,) or None)."""
+
+    def __init__(self, unet: smp.Unet):
+        super().__init__()
+        self.unet = unet
+
+    @property
+    def head(self) -> PlasticHead:
+        return self.unet.segmentation_head
+
+    def forward(self, images: torch.Tensor):
+        output = self.unet(images)
+        if isinstance(output, tuple):
+            logits, labels = output
+            return logits, labels[:, 0]
+        return output, None
+
+
+def build_model(cfg: Config) -> SaltNet:
+    model_cfg = cfg.model
+    if len(model_cfg.decoder_channels) != model_cfg.encoder_depth:
+        raise PipelineError(
+            f"config: model.decoder_channels has {len(model_cfg.decoder_channels)} entries but model.encoder_depth is "
+            f"{model_cfg.encoder_depth}; give one decoder width per encoder stage"
+        )
+    aux = {"classes": 1, "dropout": 0.2} if model_cfg.aux_head else None
+    try:
+        unet = smp.Unet(
+            encoder_name=model_cfg.encoder,
+            encoder_depth=model_cfg.encoder_depth,
+            encoder_weights=None,  # never download; a local file is loaded below
+            decoder_channels=list(model_cfg.decoder_channels),
+            in_channels=input_channels(cfg),
+            classes=1,
+            aux_params=aux,
+        )
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise PipelineError(f"config: cannot build encoder '{model_cfg.encoder}' ({error}); pick an smp/timm encoder name") from None
+    unet.segmentation_head = PlasticHead(model_cfg.decoder_channels[-1], 1, model_cfg.head, cfg.data.input_size)
+    if model_cfg.encoder_weights:
+        load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))
+    return SaltNet(unet)
+
+
+def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
+    """Load a local encoder state dict (torch or safetensors). 3-channel first convolutions are folded
+    to the model's input channels the way smp does (summed over RGB, rescaled)."""
+    if not path.is_file():
+        raise PipelineError(f"encoder weights file {path} does not exist; set model.encoder_weights to a local file or null")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any unreadable file gets the same one-line answer
+        raise PipelineError(f"encoder weights file {path} cannot be read ({error}); re-download it elsewhere and copy it here") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = encoder.state_dict()
+    adapted = {}
+    for key, value in state.items():
+        if key not in own:
+            continue
+        target = own[key]
+        if value.ndim == 4 and target.ndim == 4 and value.shape[1] != target.shape[1] and value.shape[0] == target.shape[0]:
+            folded = value.sum(dim=1, keepdim=True) / target.shape[1]
+            value = folded.repeat(1, target.shape[1], 1, 1)
+        if value.shape != target.shape:
+            raise PipelineError(f"encoder weights {path}: '{key}' has shape {tuple(value.shape)}, the encoder needs {tuple(target.shape)}")
+        adapted[key] = value
+    missing = sorted(set(own) - set(adapted))
+    if missing:
+        raise PipelineError(f"encoder weights {path} lack {len(missing)} encoder tensors (first: {missing[0]}); is it for '{encoder.__class__.__name__}'?")
+    encoder.load_state_dict(adapted)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,204 @@
+"""PlasticHead: a final layer whose effective weights are W + alpha * Hebb, with Hebb changing as it runs.
+
+After Miconi et al. (2018, differentiable plasticity) and Miconi et al. (2019, Backpropamine). Shapes:
+pre/x (B,C,P) presynaptic, post/y (B,K,P), W and alpha (C,K) (alpha may be a scalar), trace Hebb (B,C,K),
+co-activation S (B,C,K), post power s (B,1,K), modulation M (B,1,1) or (B,1,K), eta a scalar in (0,1).
+
+  step t:   z = (W + alpha * Hebb)^T x + b,   y = sigmoid(z),   S = mean_p x y^T,   s_k = mean_p y_k^2
+  hebb:     Hebb <- (1 - eta) Hebb + eta S
+  oja:      Hebb <- Hebb + eta (S - Hebb * s)
+  neuromod: M = tanh(u . mean_p x + c),       Hebb <- clip(Hebb + M S)
+  eligibility:  E <- (1 - eta) E + eta S,      Hebb <- clip(Hebb + M E)
+  clip:     hard = clamp to [-1, 1]; decay = (1 - eta) Hebb + eta M D; oja = Hebb + M D - |M| s Hebb, then clamped
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.config import HeadConfig
+
+RULES = ("none", "hebb", "oja", "neuromod", "eligibility")
+
+
+def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_power, eta, modulation):
+    """One application of a plasticity rule; returns the new (hebb, eligibility)."""
+    if rule == "hebb":
+        return (1 - eta) * hebb + eta * coactivation, eligibility
+    if rule == "oja":
+        return hebb + eta * (coactivation - hebb * post_power), eligibility
+    if rule == "eligibility":
+        eligibility = (1 - eta) * eligibility + eta * coactivation
+        drive = eligibility
+    elif rule == "neuromod":
+        drive = coactivation
+    else:
+        raise ValueError(f"unknown plasticity rule {rule!r}; choose one of {RULES}")
+    if clip == "decay":
+        return (1 - eta) * hebb + eta * modulation * drive, eligibility
+    if clip == "oja":
+        hebb = hebb + modulation * drive - modulation.abs() * post_power * hebb
+    elif clip == "hard":
+        hebb = hebb + modulation * drive
+    else:
+        raise ValueError(f"unknown clip mode {clip!r}; choose hard, decay or oja")
+    return hebb.clamp(-1.0, 1.0), eligibility
+
+
+class PlasticHead(nn.Module):
+    """Maps decoder features (B,C,H,W) to logits (B,K,H,W). rule 'none' is an ordinary 1x1 convolution."""
+
+    def __init__(self, in_channels: int, out_channels: int = 1, cfg: HeadConfig | None = None, input_size: int = 128):
+        super().__init__()
+        self.cfg = cfg = cfg or HeadConfig()
+        if cfg.rule not in RULES:
+            raise ValueError(f"unknown plasticity rule {cfg.rule!r}; choose one of {RULES}")
+        self.rule, self.placement = cfg.rule, cfg.placement
+        if self.placement == "rows":
+            # the original Plastic-UNet: a 1-channel logit map L (N x N) times (W + alpha * Hebb) (N x N)
+            self.to_logits = nn.Conv2d(in_channels, 1, kernel_size=1)
+            n_in = n_out = input_size
+            weight = torch.eye(input_size)  # starts as the plain head: L @ I = L
+        else:
+            n_in, n_out = in_channels, out_channels
+            bound = 1 / math.sqrt(in_channels)
+            weight = torch.empty(n_in, n_out).uniform_(-bound, bound)
+        self.weight = nn.Parameter(weight)  # W (C,K)
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        if self.rule == "none":
+            return
+        alpha_shape = (n_in, n_out) if cfg.alpha == "free" else ()
+        self.alpha = nn.Parameter(torch.full(alpha_shape, cfg.alpha_init))
+        self.eta_logit = nn.Parameter(torch.tensor(math.log(cfg.eta_init / (1 - cfg.eta_init))))
+        if self.rule in ("neuromod", "eligibility"):
+            modulator_out = n_out if cfg.modulation == "channel" else 1
+            self.modulator = nn.Linear(n_in, modulator_out)  # M = tanh(u . mean_p x + c)
+            nn.init.normal_(self.modulator.weight, std=0.1)
+            nn.init.zeros_(self.modulator.bias)
+        if cfg.episode == "lifetime":
+            self.register_buffer("lifetime_hebb", torch.zeros(n_in, n_out))
+            self.register_buffer("lifetime_eligibility", torch.zeros(n_in, n_out))
+        self._pending = None  # batch-mean (S, s, M) of the last training forward, for consolidate()
+        self._last_trace_abs = 0.0
+
+    # ----- the plastic dynamics -------------------------------------------------------------------
+    @property
+    def eta(self) -> torch.Tensor:
+        return torch.sigmoid(self.eta_logit)
+
+    @property
+    def uses_lifetime(self) -> bool:
+        return self.rule != "none" and self.cfg.episode == "lifetime"
+
+    def _inputs(self, features: torch.Tensor):
+        """(product input, presynaptic x), both (B,C,P), and a function mapping z (B,K,P) back to logits."""
+        batch, _, height, width = features.shape
+        if self.placement == "rows":
+            logit_map = self.to_logits(features)[:, 0]  # (B,N,N) rows r, columns c
+            if logit_map.shape[-1] != self.weight.shape[0]:
+                raise ValueError(f"rows placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
+            product = logit_map.transpose(1, 2)  # (B, C=columns in, P=rows)
+            return product, torch.tanh(product), lambda z: z.transpose(1, 2).unsqueeze(1)
+        x = torch.tanh(features).flatten(2)
+        return x, x, lambda z: z.view(batch, -1, height, width)
+
+    def _modulation(self, pre: torch.Tensor) -> torch.Tensor | None:
+        if self.rule not in ("neuromod", "eligibility"):
+            return None
+        return torch.tanh(self.modulator(pre.mean(dim=2))).unsqueeze(1)  # (B,1,1) or (B,1,K)
+
+    def _initial_traces(self, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (batch,) + tuple(self.weight.shape)
+        if self.uses_lifetime:
+            return self.lifetime_hebb.expand(shape), self.lifetime_eligibility.expand(shape)
+        zeros = torch.zeros(shape, device=device)
+        return zeros, zeros
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if self.rule == "none":
+            if self.placement == "rows":
+                return self._rows_plain(features)
+            return F.conv2d(features, self.weight.t()[:, :, None, None].to(features.dtype), self.bias.to(features.dtype))
+        with torch.autocast(device_type=features.device.type, enabled=False):  # trace maths in fp32
+            return self._plastic_forward(features.float())
+
+    def _rows_plain(self, features):
+        product, _, to_logits = self._inputs(features)
+        return to_logits(torch.einsum("bcp,ck->bkp", product, self.weight) + self.bias[None, :, None])
+
+    def _plastic_forward(self, features: torch.Tensor) -> torch.Tensor:
+        product, pre, to_logits = self._inputs(features)
+        batch, _, pixels = pre.shape
+        eta = self.eta
+        modulation = self._modulation(pre)
+        hebb, eligibility = self._initial_traces(batch, pre.device)
+        record = self.uses_lifetime and (self.training or self.cfg.inference_plasticity == "adapt")
+        for step in range(self.cfg.steps):
+            weights = self.weight + self.alpha * hebb  # (B,C,K)
+            z = torch.einsum("bcp,bck->bkp", product, weights) + self.bias[None, :, None]
+            if step == self.cfg.steps - 1 and not record:
+                break
+            post = torch.sigmoid(z)
+            coactivation = torch.einsum("bcp,bkp->bck", pre, post) / pixels
+            post_power = post.pow(2).mean(dim=2).unsqueeze(1)
+            if step < self.cfg.steps - 1:
+                hebb, eligibility = plastic_update(self.rule, self.cfg.clip, hebb, eligibility, coactivation, post_power, eta, modulation)
+        self._last_trace_abs = float(hebb.detach().abs().mean())
+        if record:
+            pending = (coactivation.detach().mean(0), post_power.detach().mean(0), None if modulation is None else modulation.detach().mean(0))
+            if self.training:
+                self._pending = pending
+            else:  # inference_plasticity == adapt: the lifetime trace keeps learning, in the caller's order
+                self._apply_lifetime(*pending)
+        return to_logits(z)
+
+    # ----- the lifetime trace ---------------------------------------------------------------------
+    @torch.no_grad()
+    def _apply_lifetime(self, coactivation, post_power, modulation) -> None:
+        hebb, eligibility = plastic_update(
+            self.rule, self.cfg.clip, self.lifetime_hebb, self.lifetime_eligibility, coactivation, post_power, self.eta.detach(), modulation
+        )
+        self.lifetime_hebb.copy_(hebb)
+        self.lifetime_eligibility.copy_(eligibility)
+
+    @torch.no_grad()
+    def consolidate(self, all_reduce=None) -> None:
+        """After a training step: fold the batch-mean co-activation into the lifetime trace.
+
+        `all_reduce(tensor)` averages a tensor across DDP ranks in place, so every rank's trace stays identical.
+        """
+        if not self.uses_lifetime or self._pending is None:
+            return
+        coactivation, post_power, modulation = self._pending
+        self._pending = None
+        if all_reduce is not None:
+            for tensor in (coactivation, post_power) + (() if modulation is None else (modulation,)):
+                all_reduce(tensor)
+        self._apply_lifetime(coactivation, post_power, modulation)
+
+    @torch.no_grad()
+    def reset_lifetime(self) -> None:
+        if self.uses_lifetime:
+            self.lifetime_hebb.zero_()
+            self.lifetime_eligibility.zero_()
+
+    def statistics(self) -> dict[str, float]:
+        """Numbers worth plotting over training: eta, |alpha|, |Hebb| of the last forward, |lifetime trace|."""
+        if self.rule == "none":
+            return {}
+        stats = {
+            "head_eta": float(self.eta.detach()),
+            "head_alpha_abs": float(self.alpha.detach().abs().mean()),
+            "head_trace_abs": self._last_trace_abs,
+        }
+        if self.uses_lifetime:
+            stats["head_lifetime_abs"] = float(self.lifetime_hebb.abs().mean())
+        return stats
+
+
+def plastic_heads(model: nn.Module) -> list[PlasticHead]:
+    return [module for module in model.modules() if isinstance(module, PlasticHead)]
