@@ -220,3 +220,11 @@ def config_from_dict(values: dict) -> Config:
 
 def save_config(config: Config, target) -> None:
     write_text(target, yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def load_run_config(run_dir) -> Config:
+    """The resolved config a run was trained with (runs/NAME/config.yaml)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing: no run named '{Path(run_dir).name}' was trained (python -m pipeline train --run NAME)")
+    return config_from_dict(yaml.safe_load(path.read_text()) or {})

@@ -1,0 +1,105 @@
+"""From cached arrays to network inputs: 101 px -> input_size (reflect-101 padding or resize), extra
+channels, albumentations augmentation seeded per (epoch, image) so any epoch can be replayed exactly."""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.config import Config, DataConfig
+from pipeline.data.layout import IMAGE_SIZE
+
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
+
+
+def pad_widths(size: int) -> tuple[int, int]:
+    """(before, after) padding that takes 101 px to `size`."""
+    if size < IMAGE_SIZE:
+        raise ValueError(f"input_size {size} is below {IMAGE_SIZE}; use data.resize: true for smaller inputs")
+    before = (size - IMAGE_SIZE) // 2
+    return before, size - IMAGE_SIZE - before
+
+
+def to_input_geometry(array: np.ndarray, cfg: DataConfig, is_mask: bool = False) -> np.ndarray:
+    """One 101x101 image or mask into the network's input_size geometry."""
+    if cfg.resize:
+        if is_mask:
+            resized = cv2.resize(array.astype(np.float32), (cfg.input_size, cfg.input_size), interpolation=cv2.INTER_LINEAR)
+            return resized > 0.5
+        return cv2.resize(array, (cfg.input_size, cfg.input_size), interpolation=cv2.INTER_LINEAR)
+    before, after = pad_widths(cfg.input_size)
+    source = array.astype(np.uint8) if is_mask else array
+    padded = cv2.copyMakeBorder(source, before, after, before, after, cv2.BORDER_REFLECT_101)
+    return padded.astype(bool) if is_mask else padded
+
+
+def to_original_geometry(probs: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
+    """(N,1,S,S) network-geometry probabilities back to (N,101,101)."""
+    if cfg.resize:
+        probs = torch.nn.functional.interpolate(probs.float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+        return probs[:, 0]
+    before, _ = pad_widths(cfg.input_size)
+    return probs[:, 0, before : before + IMAGE_SIZE, before : before + IMAGE_SIZE]
+
+
+def extra_channels(depth: float, cfg: DataConfig) -> list[np.ndarray]:
+    size = cfg.input_size
+    channels = []
+    if cfg.depth_channel:
+        channels.append(np.full((size, size), depth / 1000.0 - 0.5, np.float32))
+    if cfg.coord_channel:
+        channels.append(np.repeat(np.linspace(-1, 1, size, dtype=np.float32)[:, None], size, axis=1))
+    return channels
+
+
+def to_tensor(image: np.ndarray, depth: float, cfg: DataConfig) -> torch.Tensor:
+    grey = (image.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    return torch.from_numpy(np.stack([grey] + extra_channels(depth, cfg)))
+
+
+def build_augmentation(cfg: Config) -> A.Compose:
+    aug = cfg.augment
+    return A.Compose(
+        [
+            A.HorizontalFlip(p=aug.hflip),
+            A.Affine(
+                translate_percent=(-aug.shift, aug.shift),
+                scale=(1 - aug.scale, 1 + aug.scale),
+                rotate=(-aug.rotate, aug.rotate),
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=aug.affine,
+            ),
+            A.RandomBrightnessContrast(brightness_limit=aug.brightness_limit, contrast_limit=aug.contrast_limit, p=aug.brightness_contrast),
+        ]
+    )
+
+
+class SaltDataset(Dataset):
+    """Items are dicts: image (C,S,S) float32, and with masks: mask (1,S,S) float32, empty (scalar float32)."""
+
+    def __init__(self, images: np.ndarray, depth: np.ndarray, cfg: Config, masks: np.ndarray | None = None, augment: bool = False):
+        self.images, self.depth, self.masks, self.cfg = images, depth, masks, cfg
+        self.transform = build_augmentation(cfg) if augment else None
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        image = to_input_geometry(self.images[index], self.cfg.data)
+        mask = None if self.masks is None else to_input_geometry(self.masks[index], self.cfg.data, is_mask=True).astype(np.uint8)
+        if self.transform is not None:
+            self.transform.set_random_seed(self.cfg.train.seed * 1_000_003 + self.epoch * 100_003 + index)
+            out = self.transform(image=image, mask=mask) if mask is not None else self.transform(image=image)
+            image, mask = out["image"], out.get("mask", mask)
+        item = {"image": to_tensor(image, float(self.depth[index]), self.cfg.data)}
+        if mask is not None:
+            item["mask"] = torch.from_numpy(mask[None].astype(np.float32))
+            item["empty"] = torch.tensor(float(self.masks[index].sum() == 0))
+        return item

@@ -1,0 +1,1 @@
+"""Evaluation: the competition score of submissions and OOF predictions, and the run report."""

@@ -1,0 +1,63 @@
+"""`evaluate`: the competition score of a submission against a truth file, or of a run's OOF predictions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.competition.coverage import coverage, coverage_class, score_table
+from pipeline.competition.metric import per_image_scores
+from pipeline.competition.rle import decode
+from pipeline.config import load_run_config
+from pipeline.data.layout import IMAGE_SIZE, read_csv_columns
+from pipeline.data.prep import load_train_cache
+from pipeline.fileio import PipelineError
+from pipeline.inference.oof import load_oof
+from pipeline.inference.postprocess import to_masks
+
+
+def read_masks(path: Path) -> dict[str, np.ndarray]:
+    columns = read_csv_columns(Path(path), ("id", "rle_mask"))
+    masks = {}
+    for image_id, rle in zip(columns["id"], columns["rle_mask"]):
+        try:
+            masks[image_id] = decode(rle, (IMAGE_SIZE, IMAGE_SIZE), image_id)
+        except ValueError as error:
+            raise PipelineError(f"{path}: {error}; fix that row") from None
+    return masks
+
+
+def evaluate_submission(submission: Path, truth: Path) -> dict:
+    predicted, expected = read_masks(submission), read_masks(truth)
+    missing, extra = sorted(set(expected) - set(predicted)), sorted(set(predicted) - set(expected))
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} truth ids are not in the submission (first: {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} submission ids are not in the truth (first: {extra[0]})")
+        raise PipelineError(f"{submission} vs {truth}: " + "; ".join(parts) + "; both files must list the same ids")
+    ids = sorted(expected)
+    truth_stack = np.stack([expected[i] for i in ids])
+    scores = per_image_scores(np.stack([predicted[i] for i in ids]), truth_stack)
+    return {"scores": scores, "coverage_class": coverage_class(coverage(truth_stack)), "images": len(ids)}
+
+
+def evaluate_run(run_dir: Path) -> dict:
+    """OOF score with the run's tuned post-processing (threshold 0.5, no minimum area before `infer`)."""
+    cfg = load_run_config(run_dir)
+    oof = load_oof(Path(run_dir), load_train_cache(Path(cfg.data.data_dir)))
+    post_path = Path(run_dir) / "postprocess.json"
+    post = json.loads(post_path.read_text()) if post_path.exists() else {"best_threshold": 0.5, "best_min_area": 0}
+    masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant)
+    return {"scores": per_image_scores(masks, oof.truth), "coverage_class": oof.coverage_class, "images": len(oof.ids), "postprocess": post}
+
+
+def format_table(result: dict) -> str:
+    lines = [f"{'coverage_class':>14} {'images':>7} {'score':>7}"]
+    for row in score_table(result["scores"], result["coverage_class"]):
+        lines.append(f"{row['coverage_class']!s:>14} {row['images']:>7} {row['score']:>7.4f}")
+    lines.append(f"score {float(result['scores'].mean()):.4f}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Inference: TTA fold-ensemble test probabilities, OOF-tuned post-processing, and the submission file."""

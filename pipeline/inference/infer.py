@@ -1,0 +1,69 @@
+"""`infer`: TTA x fold-ensemble test probabilities, and post-processing tuned on the OOF predictions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.config import load_run_config
+from pipeline.data.prep import load_test_cache, load_train_cache
+from pipeline.fileio import PipelineError, save_npy, write_csv, write_json
+from pipeline.inference.oof import load_oof
+from pipeline.inference.postprocess import tune
+from pipeline.models.factory import build_model
+from pipeline.models.predict import predict_probs
+from pipeline.training.checkpoint import load_checkpoint, load_model_state
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    found = sorted(Path(run_dir).glob("fold_*/best.pt"))
+    if not found:
+        raise PipelineError(f"{run_dir} has no fold_*/best.pt: train the run first (python -m pipeline train --run {Path(run_dir).name})")
+    return found
+
+
+def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device: torch.device) -> np.ndarray:
+    """Mean over folds (best checkpoints) and TTA views of the test probabilities, (N,101,101) float32.
+
+    The plastic lifetime trace comes from each checkpoint and follows its `inference_plasticity` setting.
+    """
+    cfg = load_run_config(run_dir)
+    total = np.zeros(images.shape, np.float32)
+    paths = checkpoints(run_dir)
+    for path in paths:
+        model = build_model(cfg).to(device)
+        if cfg.train.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        load_model_state(model, load_checkpoint(path, cfg), path)
+        total += predict_probs(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+    return total / len(paths)
+
+
+def infer(run_dir: Path, force: bool = False) -> dict:
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    outputs = [run_dir / "test_probs.npy", run_dir / "test_ids.csv", run_dir / "postprocess.json"]
+    newest_checkpoint = max(p.stat().st_mtime for p in checkpoints(run_dir))
+    if not force and all(p.exists() for p in outputs) and min(p.stat().st_mtime for p in outputs) > newest_checkpoint:
+        return {"skipped": True}
+    data_dir = Path(cfg.data.data_dir)
+    train, test = load_train_cache(data_dir), load_test_cache(data_dir)
+    oof = load_oof(run_dir, train)
+    post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas)
+    post["oof_images"] = int(len(oof.ids))
+    started = time.perf_counter()
+    probs = ensemble_probs(run_dir, test.images, test.depth, default_device())
+    seconds = time.perf_counter() - started
+    save_npy(run_dir / "test_probs.npy", probs.astype(np.float16))
+    write_csv(run_dir / "test_ids.csv", ["id"], [[i] for i in test.ids])
+    post["test_images"] = int(len(test.ids))
+    post["test_img_per_s"] = len(test.ids) / max(seconds, 1e-9)
+    write_json(run_dir / "postprocess.json", post)  # last: marks a complete infer
+    return post

@@ -1,0 +1,58 @@
+"""Collect a run's out-of-fold predictions and line them up with the cached truth."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.data.prep import TrainSet
+from pipeline.fileio import PipelineError
+
+
+@dataclass
+class OOF:
+    ids: np.ndarray
+    probs: np.ndarray  # (N,101,101) float32
+    truth: np.ndarray  # (N,101,101) bool
+    images: np.ndarray
+    is_constant: np.ndarray
+    coverage_class: np.ndarray
+    fold: np.ndarray
+
+
+def finished_folds(run_dir: Path) -> list[int]:
+    return sorted(int(p.parent.name.split("_")[1]) for p in Path(run_dir).glob("fold_*/oof.npy"))
+
+
+def load_oof(run_dir: Path, train: TrainSet) -> OOF:
+    folds = finished_folds(run_dir)
+    if not folds:
+        raise PipelineError(f"{run_dir} has no fold with oof.npy: train at least one fold (python -m pipeline train --run {Path(run_dir).name})")
+    position = {image_id: i for i, image_id in enumerate(train.ids)}
+    ids, probs, fold_of = [], [], []
+    for fold in folds:
+        fold_dir = Path(run_dir) / f"fold_{fold}"
+        with open(fold_dir / "oof_ids.csv", newline="") as handle:
+            fold_ids = [row["id"] for row in csv.DictReader(handle)]
+        fold_probs = np.load(fold_dir / "oof.npy")
+        if len(fold_ids) != len(fold_probs):
+            raise PipelineError(f"{fold_dir}: oof_ids.csv and oof.npy disagree in length; rerun that fold's training")
+        unknown = [i for i in fold_ids if i not in position]
+        if unknown:
+            raise PipelineError(f"{fold_dir}: OOF id {unknown[0]} is not in the prep cache; the run used other data")
+        ids.extend(fold_ids)
+        probs.append(fold_probs.astype(np.float32))
+        fold_of.extend([fold] * len(fold_ids))
+    index = np.array([position[i] for i in ids])
+    return OOF(
+        ids=np.array(ids),
+        probs=np.concatenate(probs),
+        truth=train.masks[index],
+        images=train.images[index],
+        is_constant=train.is_constant[index],
+        coverage_class=train.coverage_class[index],
+        fold=np.array(fold_of),
+    )

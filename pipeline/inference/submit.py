@@ -1,0 +1,63 @@
+"""`submit`: post-processed test masks as an RLE CSV in sample_submission's order, checked by decoding it back."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.competition.rle import decode_many, encode_many
+from pipeline.config import load_run_config
+from pipeline.data.layout import IMAGE_SIZE, Layout, read_csv_columns
+from pipeline.data.prep import load_test_cache
+from pipeline.fileio import PipelineError, write_csv
+from pipeline.inference.postprocess import to_masks
+
+
+def _fresh_path(out_dir: Path, name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"{name}-{stamp}.csv"
+    counter = 1
+    while path.exists():  # never overwrite an earlier submission
+        path = out_dir / f"{name}-{stamp}-{counter}.csv"
+        counter += 1
+    return path
+
+
+def submit(run_dir: Path, out_dir: Path = Path("submissions")) -> dict:
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    for needed in ("test_probs.npy", "test_ids.csv", "postprocess.json"):
+        if not (run_dir / needed).exists():
+            raise PipelineError(f"{run_dir / needed} is missing: run `python -m pipeline infer --run {run_dir.name}` first")
+    post = json.loads((run_dir / "postprocess.json").read_text())
+    probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
+    with open(run_dir / "test_ids.csv", newline="") as handle:
+        prob_ids = [row["id"] for row in csv.DictReader(handle)]
+    layout = Layout(Path(cfg.data.data_dir))
+    order = read_csv_columns(layout.sample_submission, ("id", "rle_mask"))["id"]
+    test = load_test_cache(layout.root)
+    if sorted(prob_ids) != sorted(order):
+        raise PipelineError(f"{run_dir / 'test_ids.csv'} does not match {layout.sample_submission}; rerun `infer --force`")
+    position = {image_id: i for i, image_id in enumerate(prob_ids)}
+    constant = dict(zip(test.ids.tolist(), test.is_constant.tolist()))
+    index = np.array([position[i] for i in order])
+    masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], np.array([constant[i] for i in order]))
+    rles = encode_many(masks)
+    path = _fresh_path(Path(out_dir), run_dir.name)
+    write_csv(path, ["id", "rle_mask"], zip(order, rles))
+    written = read_csv_columns(path, ("id", "rle_mask"))
+    if written["id"] != order or not np.array_equal(decode_many(written["rle_mask"], written["id"], (IMAGE_SIZE, IMAGE_SIZE)), masks):
+        raise PipelineError(f"{path} did not decode back to the masks it was written from; please report this")
+    coverage = masks.reshape(len(masks), -1).mean(axis=1)
+    return {
+        "path": str(path),
+        "images": len(order),
+        "empty_fraction": float((coverage == 0).mean()),
+        "mean_coverage": float(coverage.mean()),
+        "threshold": post["best_threshold"],
+        "min_area": post["best_min_area"],
+    }

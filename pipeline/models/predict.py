@@ -1,0 +1,50 @@
+"""Batched prediction with test-time augmentation: probabilities in the original 101x101 geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.config import Config
+from pipeline.data.dataset import SaltDataset, to_original_geometry
+
+TTA_VIEWS = ("none", "hflip")
+
+
+def _apply_view(batch: torch.Tensor, view: str) -> torch.Tensor:
+    if view == "none":
+        return batch
+    if view == "hflip":
+        return torch.flip(batch, dims=[-1])
+    raise ValueError(f"unknown TTA view {view!r}; choose from {TTA_VIEWS}")
+
+
+def autocast_for(device: torch.device, cfg: Config):
+    enabled = device.type == "cuda" and cfg.train.amp
+    dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+@torch.no_grad()
+def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64):
+    """Mean over TTA views of sigmoid probabilities, (N,101,101) float32, in the images' order."""
+    for view in views:
+        _apply_view(torch.zeros(1, 1, 1), view)
+    model.eval()
+    loader = DataLoader(SaltDataset(images, depth, cfg), batch_size=batch_size, shuffle=False, num_workers=cfg.train.num_workers)
+    out = np.empty((len(images),) + images.shape[1:], np.float32)
+    start = 0
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    for batch in loader:
+        inputs = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+        total = None
+        for view in views:
+            with autocast_for(device, cfg):
+                logits, _ = model(_apply_view(inputs, view))
+            probs = _apply_view(torch.sigmoid(logits.float()), view)
+            total = probs if total is None else total + probs
+        probs = to_original_geometry(total / len(views), cfg.data)
+        out[start : start + len(probs)] = probs.cpu().numpy()
+        start += len(probs)
+    return out

@@ -1,0 +1,1 @@
+"""Training: losses, schedules, distributed helpers and the per-fold loop with exact resume."""

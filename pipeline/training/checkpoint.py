@@ -1,0 +1,71 @@
+"""Checkpoints: everything needed to continue a fold exactly, written atomically."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.config import Config, to_dict
+from pipeline.fileio import PipelineError, torch_save
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, cfg: Config, model, optimizer, scheduler, scaler, epoch: int, best: dict, history: list) -> None:
+    torch_save(
+        path,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": epoch,  # epochs completed
+            "best": best,
+            "history": history,
+            "rng": rng_state(),
+            "config": to_dict(cfg),
+        },
+    )
+
+
+def load_checkpoint(path: Path, cfg: Config | None = None) -> dict:
+    """Load a checkpoint; with `cfg`, refuse one made for a different model."""
+    if not Path(path).is_file():
+        raise PipelineError(f"checkpoint {path} is missing; train that fold first (python -m pipeline train ...)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a truncated or foreign file: one clear line
+        raise PipelineError(f"checkpoint {path} cannot be read ({error}); delete it and train again") from None
+    if cfg is not None:
+        theirs, ours = state["config"]["model"], to_dict(cfg)["model"]
+        if theirs != ours or state["config"]["data"]["input_size"] != cfg.data.input_size:
+            differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k)) or ["data.input_size"]
+            raise PipelineError(
+                f"checkpoint {path} was trained with a different model config (differs in: {', '.join(map(str, differing))}); "
+                "use the run's own config.yaml or train a new run"
+            )
+    return state
+
+
+def load_model_state(model, state: dict, path: Path) -> None:
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[0]
+        raise PipelineError(f"checkpoint {path} does not fit this model ({first}); use the run's own config.yaml") from None

@@ -1,0 +1,33 @@
+"""Learning-rate schedules as step-wise multipliers: linear warm-up, then cosine (optionally restarting)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pipeline.config import OptimConfig
+
+
+def lr_multiplier(step: int, total_steps: int, warmup_steps: int, cycles: int, min_ratio: float) -> float:
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    remaining = max(1, total_steps - warmup_steps)
+    cycle_length = max(1, math.ceil(remaining / max(1, cycles)))
+    position = ((step - warmup_steps) % cycle_length) / cycle_length
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * position))
+
+
+def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(optimizer, cfg: OptimConfig, steps_per_epoch: int, epochs: int):
+    total = steps_per_epoch * epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    cycles = cfg.cycles if cfg.schedule == "restarts" else 1
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_multiplier(step, total, warmup, cycles, cfg.min_lr_ratio)
+    )
