@@ -73,7 +73,8 @@ class PlasticHead(nn.Module):
             return
         alpha_shape = (n_in, n_out) if cfg.alpha == "free" else ()
         self.alpha = nn.Parameter(torch.full(alpha_shape, cfg.alpha_init))
-        self.eta_logit = nn.Parameter(torch.tensor(math.log(cfg.eta_init / (1 - cfg.eta_init))))
+        if self.uses_eta:  # the simple neuromodulated rule lets M take eta's place: no unused parameter for DDP
+            self.eta_logit = nn.Parameter(torch.tensor(math.log(cfg.eta_init / (1 - cfg.eta_init))))
         if self.rule in ("neuromod", "eligibility"):
             modulator_out = n_out if cfg.modulation == "channel" else 1
             self.modulator = nn.Linear(n_in, modulator_out)  # M = tanh(u . mean_p x + c)
@@ -87,8 +88,12 @@ class PlasticHead(nn.Module):
 
     # ----- the plastic dynamics -------------------------------------------------------------------
     @property
-    def eta(self) -> torch.Tensor:
-        return torch.sigmoid(self.eta_logit)
+    def uses_eta(self) -> bool:
+        return self.rule in ("hebb", "oja", "eligibility") or (self.rule == "neuromod" and self.cfg.clip == "decay")
+
+    @property
+    def eta(self) -> torch.Tensor | None:
+        return torch.sigmoid(self.eta_logit) if self.uses_eta else None
 
     @property
     def uses_lifetime(self) -> bool:
@@ -124,7 +129,7 @@ class PlasticHead(nn.Module):
                 return self._rows_plain(features)
             return F.conv2d(features, self.weight.t()[:, :, None, None].to(features.dtype), self.bias.to(features.dtype))
         with torch.autocast(device_type=features.device.type, enabled=False):  # trace maths in fp32
-            return self._plastic_forward(features.float())
+            return self._plastic_forward(features.to(torch.promote_types(features.dtype, torch.float32)))
 
     def _rows_plain(self, features):
         product, _, to_logits = self._inputs(features)
@@ -160,7 +165,7 @@ class PlasticHead(nn.Module):
     @torch.no_grad()
     def _apply_lifetime(self, coactivation, post_power, modulation) -> None:
         hebb, eligibility = plastic_update(
-            self.rule, self.cfg.clip, self.lifetime_hebb, self.lifetime_eligibility, coactivation, post_power, self.eta.detach(), modulation
+            self.rule, self.cfg.clip, self.lifetime_hebb, self.lifetime_eligibility, coactivation, post_power, self.eta, modulation
         )
         self.lifetime_hebb.copy_(hebb)
         self.lifetime_eligibility.copy_(eligibility)
@@ -190,11 +195,9 @@ class PlasticHead(nn.Module):
         """Numbers worth plotting over training: eta, |alpha|, |Hebb| of the last forward, |lifetime trace|."""
         if self.rule == "none":
             return {}
-        stats = {
-            "head_eta": float(self.eta.detach()),
-            "head_alpha_abs": float(self.alpha.detach().abs().mean()),
-            "head_trace_abs": self._last_trace_abs,
-        }
+        stats = {"head_alpha_abs": float(self.alpha.detach().abs().mean()), "head_trace_abs": self._last_trace_abs}
+        if self.uses_eta:
+            stats["head_eta"] = float(self.eta.detach())
         if self.uses_lifetime:
             stats["head_lifetime_abs"] = float(self.lifetime_hebb.abs().mean())
         return stats

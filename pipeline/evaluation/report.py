@@ -1,0 +1,145 @@
+"""`report`: PNG plots a competitor wants to see, gathered in runs/NAME/report/index.html."""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from pipeline.competition.coverage import score_table  # noqa: E402
+from pipeline.competition.metric import per_image_scores  # noqa: E402
+from pipeline.config import load_run_config  # noqa: E402
+from pipeline.data.prep import load_train_cache  # noqa: E402
+from pipeline.fileio import atomic_path, write_text  # noqa: E402
+from pipeline.inference.oof import load_oof  # noqa: E402
+from pipeline.inference.postprocess import to_masks  # noqa: E402
+
+HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs")
+
+
+def read_metrics(run_dir: Path) -> dict[int, list[dict]]:
+    curves = {}
+    for path in sorted(Path(run_dir).glob("fold_*/metrics.csv")):
+        with open(path, newline="") as handle:
+            rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+        curves[int(path.parent.name.split("_")[1])] = rows
+    return curves
+
+
+def _save(figure, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+
+
+def plot_learning_curves(curves, path: Path) -> None:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for fold, rows in curves.items():
+        epochs = [r["epoch"] for r in rows]
+        left.plot(epochs, [r["train_loss"] for r in rows], "--", label=f"fold {fold} train")
+        left.plot(epochs, [r["val_loss"] for r in rows], label=f"fold {fold} val")
+        right.plot(epochs, [r["val_metric"] for r in rows], marker="o", label=f"fold {fold}")
+    left.set(xlabel="epoch", ylabel="loss", title="loss")
+    right.set(xlabel="epoch", ylabel="competition metric (threshold 0.5)", title="validation metric")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    _save(figure, path)
+
+
+def plot_threshold_curve(post: dict, path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(6, 4))
+    thresholds = [c["threshold"] for c in post["curve"]]
+    axis.plot(thresholds, [c["score_min_area_0"] for c in post["curve"]], label="no minimum area")
+    axis.plot(thresholds, [c["score_best_min_area"] for c in post["curve"]], label="best minimum area")
+    axis.axvline(post["best_threshold"], color="grey", linestyle=":")
+    axis.set(xlabel="probability threshold", ylabel="OOF competition metric", title=f"chosen: {post['best_threshold']}, min area {post['best_min_area']}")
+    axis.legend()
+    _save(figure, path)
+
+
+def plot_by_coverage(scores, classes, path: Path) -> None:
+    rows = [r for r in score_table(scores, classes) if r["coverage_class"] != "all"]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.bar([str(r["coverage_class"]) for r in rows], [r["score"] for r in rows])
+    for i, r in enumerate(rows):
+        axis.text(i, r["score"] + 0.01, str(r["images"]), ha="center", fontsize=7)
+    axis.set(xlabel="coverage class (0 = empty, k = coverage in ((k-1)/10, k/10])", ylabel="OOF metric", ylim=(0, 1.08), title="OOF metric by coverage class (bar labels: images)")
+    _save(figure, path)
+
+
+def _outline(mask):
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def plot_overlays(oof, masks, scores, path: Path, best: bool, count: int = 8) -> None:
+    salt = np.flatnonzero(oof.truth.reshape(len(oof.truth), -1).any(axis=1) | masks.reshape(len(masks), -1).any(axis=1))
+    pool = salt if salt.size else np.arange(len(scores))
+    order = pool[np.argsort(scores[pool], kind="stable")]
+    chosen = order[::-1][:count] if best else order[:count]
+    figure, axes = plt.subplots(1, max(len(chosen), 1), figsize=(2.2 * max(len(chosen), 1), 2.6), squeeze=False)
+    for axis, index in zip(axes[0], chosen):
+        rgb = np.repeat(oof.images[index][..., None], 3, axis=2).copy()
+        rgb[_outline(oof.truth[index])] = (0, 255, 0)
+        rgb[_outline(masks[index])] = (255, 0, 0)
+        axis.imshow(rgb)
+        axis.set_title(f"{oof.ids[index]}\n{scores[index]:.2f}", fontsize=7)
+        axis.axis("off")
+    figure.suptitle(f"{'best' if best else 'worst'} OOF images (green truth, red prediction)", fontsize=9)
+    _save(figure, path)
+
+
+def plot_head_stats(curves, path: Path) -> bool:
+    present = [s for s in HEAD_STATS if any(s in r for rows in curves.values() for r in rows)]
+    if not present:
+        return False
+    figure, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3.5), squeeze=False)
+    for axis, stat in zip(axes[0], present):
+        for fold, rows in curves.items():
+            axis.plot([r["epoch"] for r in rows if stat in r], [r[stat] for r in rows if stat in r], label=f"fold {fold}")
+        axis.set(xlabel="epoch", title=stat.replace("head_", ""))
+        axis.legend(fontsize=7)
+    figure.suptitle("plastic head over training: eta, mean |alpha|, mean |Hebb| after the episode, |lifetime trace|", fontsize=9)
+    _save(figure, path)
+    return True
+
+
+def report(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    out = run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    curves = read_metrics(run_dir)
+    oof = load_oof(run_dir, load_train_cache(Path(cfg.data.data_dir)))
+    post_path = run_dir / "postprocess.json"
+    post = json.loads(post_path.read_text()) if post_path.exists() else {"best_threshold": 0.5, "best_min_area": 0}
+    masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant)
+    scores = per_image_scores(masks, oof.truth)
+    sections = [("Learning curves", "learning_curves.png")]
+    plot_learning_curves(curves, out / "learning_curves.png")
+    if "curve" in post:
+        plot_threshold_curve(post, out / "threshold.png")
+        sections.append(("OOF metric vs threshold", "threshold.png"))
+    plot_by_coverage(scores, oof.coverage_class, out / "coverage.png")
+    sections.append(("OOF metric by coverage class", "coverage.png"))
+    plot_overlays(oof, masks, scores, out / "best.png", best=True)
+    plot_overlays(oof, masks, scores, out / "worst.png", best=False)
+    sections += [("Best OOF images", "best.png"), ("Worst OOF images", "worst.png")]
+    if plot_head_stats(curves, out / "plastic_head.png"):
+        sections.append(("Plastic head statistics", "plastic_head.png"))
+    head = cfg.model.head
+    summary = (
+        f"run {run_dir.name}: encoder {cfg.model.encoder}, head rule {head.rule} ({head.placement}, {head.episode} episodes), "
+        f"{len(curves)} folds, OOF score {scores.mean():.4f} at threshold {post['best_threshold']}, min area {post['best_min_area']}"
+    )
+    body = "\n".join(f"<h2>{html.escape(title)}</h2>\n<img src=\"{name}\" alt=\"{html.escape(title)}\">" for title, name in sections)
+    page = f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(run_dir.name)}</title></head>\n<body>\n<h1>{html.escape(summary)}</h1>\n{body}\n</body></html>\n"
+    write_text(out / "index.html", page)
+    return out / "index.html"

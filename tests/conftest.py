@@ -1,0 +1,33 @@
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_data_template(tmp_path_factory) -> Path:
+    """A synthesized, prepped and folded data folder, made once per session; copy before changing it."""
+    from pipeline.data.folds import make_folds
+    from pipeline.data.prep import prep
+    from pipeline.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("template")
+    synthesize(root / "data", n_train=90, n_test=30, seed=3)
+    prep(root / "data")
+    make_folds(root / "data", root / "folds" / "folds.csv", k=3, seed=42)
+    return root
+
+
+@pytest.fixture
+def workdir(tiny_data_template, tmp_path, monkeypatch) -> Path:
+    """A fresh project folder (data/, folds/) as the current directory."""
+    shutil.copytree(tiny_data_template, tmp_path / "project")
+    monkeypatch.chdir(tmp_path / "project")
+    return tmp_path / "project"

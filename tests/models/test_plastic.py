@@ -1,0 +1,226 @@
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import HeadConfig, load_config
+from pipeline.models.factory import build_model
+from pipeline.models.plastic import PlasticHead, plastic_update
+
+RULES = ["hebb", "oja", "neuromod", "eligibility"]
+
+
+def sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def reference_logits(head: PlasticHead, features: np.ndarray) -> np.ndarray:
+    """The papers' equations, one image at a time, one step at a time, in float64 numpy."""
+    cfg = head.cfg
+    W = head.weight.detach().double().numpy()
+    b = head.bias.detach().double().numpy()
+    alpha = head.alpha.detach().double().numpy()
+    eta = 1 / (1 + math.exp(-float(head.eta_logit.detach()))) if head.uses_eta else None
+    out = []
+    for image in features:
+        C = image.shape[0]
+        x = np.tanh(image.reshape(C, -1))  # (C,P)
+        P = x.shape[1]
+        hebb = np.zeros_like(W)
+        elig = np.zeros_like(W)
+        if cfg.rule in ("neuromod", "eligibility"):
+            u = head.modulator.weight.detach().double().numpy()
+            c = head.modulator.bias.detach().double().numpy()
+            M = np.tanh(u @ x.mean(axis=1) + c)  # (1,) or (K,)
+        for step in range(cfg.steps):
+            z = (W + alpha * hebb).T @ x + b[:, None]  # (K,P)
+            if step == cfg.steps - 1:
+                break
+            y = sigmoid(z)
+            S = x @ y.T / P  # (C,K)
+            s = (y**2).mean(axis=1)  # (K,)
+            if cfg.rule == "hebb":
+                hebb = (1 - eta) * hebb + eta * S
+            elif cfg.rule == "oja":
+                for ci in range(C):
+                    for k in range(W.shape[1]):
+                        hebb[ci, k] = hebb[ci, k] + eta * (S[ci, k] - hebb[ci, k] * s[k])
+            elif cfg.rule == "neuromod":
+                hebb = np.clip(hebb + M[None, :] * S, -1, 1)
+            else:
+                elig = (1 - eta) * elig + eta * S
+                hebb = np.clip(hebb + M[None, :] * elig, -1, 1)
+        out.append(z.reshape((-1,) + image.shape[1:]))
+    return np.stack(out)
+
+
+def make_head(rule, steps=3, out_channels=1, **kwargs):
+    torch.manual_seed(0)
+    head = PlasticHead(6, out_channels, HeadConfig(rule=rule, steps=steps, eta_init=0.3, alpha_init=0.7, **kwargs))
+    with torch.no_grad():  # make the plastic part matter, so a wrong rule cannot pass
+        head.alpha.normal_(0, 1.0)
+        if hasattr(head, "modulator"):
+            head.modulator.weight.normal_(0, 1.0)
+    return head.double()
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("out_channels, modulation", [(1, "image"), (2, "channel")])
+def test_rules_match_float64_reference(rule, out_channels, modulation):
+    head = make_head(rule, out_channels=out_channels, modulation=modulation)
+    features = torch.randn(3, 6, 5, 7, dtype=torch.float64) * 2
+    got = head(features).detach().numpy()
+    expected = reference_logits(head, features.numpy())
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+    plain = PlasticHead(6, out_channels, HeadConfig(rule="none")).double()
+    with torch.no_grad():
+        plain.weight.copy_(head.weight)
+        plain.bias.copy_(head.bias)
+    # plasticity really changes the output (otherwise the reference test would be vacuous)
+    assert not np.allclose(got, plain(torch.tanh(features)).detach().numpy(), atol=1e-3)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_gradients_reach_every_plastic_parameter(rule):
+    head = make_head(rule, steps=2).float()
+    head(torch.randn(2, 6, 8, 8)).pow(2).mean().backward()
+    names = ["weight", "bias", "alpha"] + (["eta_logit"] if rule != "neuromod" else [])
+    names += ["modulator.weight", "modulator.bias"] if rule in ("neuromod", "eligibility") else []
+    grads = dict(head.named_parameters())
+    assert set(grads) == set(names)  # no parameter that cannot learn (DDP would refuse it)
+    for name in names:
+        assert grads[name].grad is not None and grads[name].grad.abs().sum() > 0, name
+
+
+def test_none_is_an_ordinary_1x1_conv():
+    head = PlasticHead(8, 1, HeadConfig(rule="none"))
+    conv = torch.nn.Conv2d(8, 1, kernel_size=1)
+    with torch.no_grad():
+        conv.weight.copy_(head.weight.t()[:, :, None, None])
+        conv.bias.copy_(head.bias)
+    features = torch.randn(4, 8, 16, 16)
+    torch.testing.assert_close(head(features), conv(features))
+
+
+@pytest.mark.parametrize("rule", ["none"] + RULES)
+@pytest.mark.parametrize("placement", ["pixels", "rows"])
+def test_batch_independence(rule, placement):
+    cfg = load_config("smoke", [f"model.head.rule={rule}", f"model.head.placement={placement}"])
+    torch.manual_seed(1)
+    model = build_model(cfg).eval()
+    images = torch.randn(8, 1, 64, 64)
+    with torch.no_grad():
+        batch_logits, _ = model(images)
+        for i in (0, 5):
+            alone, _ = model(images[i : i + 1])
+            torch.testing.assert_close(alone[0], batch_logits[i], rtol=1e-4, atol=1e-5)
+        shuffled, _ = model(images.flip(0))
+    torch.testing.assert_close(shuffled.flip(0), batch_logits, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_traces_stay_bounded_for_10000_random_steps(rule):
+    generator = torch.Generator().manual_seed(0)
+    hebb = torch.zeros(16, 8, 4)
+    eligibility = torch.zeros_like(hebb)
+    for _ in range(10_000):
+        x = torch.rand(16, 8, 30, generator=generator) * 2 - 1
+        y = torch.rand(16, 4, 30, generator=generator)
+        coactivation = torch.einsum("bcp,bkp->bck", x, y) / 30
+        post_power = y.pow(2).mean(2).unsqueeze(1)
+        eta = torch.rand((), generator=generator) * 0.5
+        modulation = torch.rand(16, 1, 4, generator=generator) * 2 - 1
+        hebb, eligibility = plastic_update(rule, "hard", hebb, eligibility, coactivation, post_power, eta, modulation)
+    assert torch.isfinite(hebb).all()
+    assert hebb.abs().max() <= 1.0 + 1e-6
+    assert hebb.abs().max() > 1e-3  # it did learn something
+
+
+@pytest.mark.parametrize("clip", ["hard", "decay", "oja"])
+def test_neuromod_clip_modes_bounded(clip):
+    generator = torch.Generator().manual_seed(1)
+    hebb = torch.zeros(4, 3, 2)
+    for _ in range(2000):
+        coactivation = torch.rand(4, 3, 2, generator=generator) * 2 - 1
+        post_power = torch.rand(4, 1, 2, generator=generator)
+        modulation = torch.rand(4, 1, 1, generator=generator) * 2 - 1
+        hebb, _ = plastic_update("neuromod", clip, hebb, hebb, coactivation, post_power, torch.tensor(0.2), modulation)
+    assert hebb.abs().max() <= 1.0 + 1e-6
+
+
+def test_neuromod_with_decay_clip_learns_eta():
+    head = make_head("neuromod", steps=2, clip="decay").float()
+    head(torch.randn(2, 6, 8, 8)).pow(2).mean().backward()
+    assert head.eta_logit.grad.abs() > 0
+
+
+def test_unknown_rule_is_an_error():
+    with pytest.raises(ValueError, match="unknown plasticity rule"):
+        PlasticHead(4, 1, HeadConfig(rule="stdp"))
+
+
+def lifetime_head(rule="oja", **kwargs):
+    torch.manual_seed(0)
+    return PlasticHead(6, 1, HeadConfig(rule=rule, episode="lifetime", eta_init=0.2, **kwargs))
+
+
+def test_lifetime_trace_updates_after_training_steps_and_round_trips():
+    head = lifetime_head().train()
+    for _ in range(3):
+        head(torch.randn(4, 6, 8, 8)).mean().backward()
+        head.consolidate()
+    assert head.lifetime_hebb.abs().sum() > 0
+    clone = lifetime_head()
+    clone.load_state_dict(head.state_dict())
+    torch.testing.assert_close(clone.lifetime_hebb, head.lifetime_hebb)
+    head.reset_lifetime()
+    assert head.lifetime_hebb.abs().sum() == 0
+
+
+def test_lifetime_frozen_at_inference_is_order_independent_and_adapt_learns():
+    head = lifetime_head().train()
+    head(torch.randn(4, 6, 8, 8))
+    head.consolidate()
+    frozen = head.lifetime_hebb.clone()
+    head.eval()
+    a, b = torch.randn(2, 6, 8, 8), torch.randn(2, 6, 8, 8)
+    with torch.no_grad():
+        first = torch.cat([head(a), head(b)])
+        second = torch.cat([head(b), head(a)])
+    torch.testing.assert_close(first, torch.cat([second[2:], second[:2]]))
+    torch.testing.assert_close(head.lifetime_hebb, frozen)
+    adapting = lifetime_head(inference_plasticity="adapt")
+    adapting.load_state_dict(head.state_dict())
+    adapting.eval()
+    with torch.no_grad():
+        adapting(a)
+    assert not torch.equal(adapting.lifetime_hebb, frozen)
+
+
+def _all_reduce_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    from pipeline.training.distributed import all_reduce_mean
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    head = lifetime_head().train()
+    torch.manual_seed(100 + rank)  # each rank sees different data
+    head(torch.randn(3, 6, 8, 8))
+    stats = [t.clone() for t in head._pending[:2]]
+    head.consolidate(all_reduce_mean)
+    torch.save({"hebb": head.lifetime_hebb, "stats": stats}, os.path.join(out_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_lifetime_all_reduce_under_two_process_gloo(tmp_path):
+    torch.multiprocessing.spawn(_all_reduce_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    torch.testing.assert_close(rank0["hebb"], rank1["hebb"])
+    assert not torch.equal(rank0["stats"][0], rank1["stats"][0])
+    head = lifetime_head()
+    mean_coactivation = (rank0["stats"][0] + rank1["stats"][0]) / 2
+    mean_power = (rank0["stats"][1] + rank1["stats"][1]) / 2
+    expected, _ = plastic_update("oja", "hard", torch.zeros(6, 1), torch.zeros(6, 1), mean_coactivation, mean_power, head.eta.detach(), None)
+    torch.testing.assert_close(rank0["hebb"], expected)
