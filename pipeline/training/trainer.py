@@ -128,7 +128,9 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
     elif last_path.exists() and not resume:
         raise PipelineError(f"{last_path} exists: pass --resume to continue fold {fold}, or use a new --run NAME")
 
-    net = DistributedDataParallel(model, broadcast_buffers=False) if ctx.enabled else model
+    # DDP broadcasts rank 0's buffers (BatchNorm statistics) each forward; lifetime traces are all-reduced
+    # by the heads after each step, so every rank holds the same trace either way
+    net = DistributedDataParallel(model) if ctx.enabled else model
     heads = plastic_heads(model)
     reduce = distributed.all_reduce_mean if ctx.enabled else None
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -195,7 +197,7 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
             )
         distributed.barrier(ctx)
 
-    checksums = distributed.all_gather_floats(sum(float(p.double().sum()) for p in model.parameters()), ctx)
+    checksums = distributed.all_gather_floats(sum(float(p.detach().double().sum()) for p in model.parameters()), ctx)
     if ctx.is_main:
         if len(set(checksums)) != 1:
             raise PipelineError(f"fold {fold}: ranks ended with different weights (checksums {checksums}); DDP lost sync")
