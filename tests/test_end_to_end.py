@@ -1,0 +1,61 @@
+"""Every stage through the CLI on tiny synthetic data, as a user would run them."""
+
+import csv
+import json
+
+import numpy as np
+
+from pipeline.cli import main
+from pipeline.competition.rle import decode
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out.strip().splitlines()
+
+
+def test_every_stage(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run(capsys, "synth", "--out", "data", "--train", "60", "--test", "20", "--seed", "5")
+    assert "cached 60 train and 20 test" in run(capsys, "prep", "--data", "data")[-1]
+    assert "up to date" in run(capsys, "prep", "--data", "data")[-1]
+    run(capsys, "folds", "--data", "data", "--k", "2")
+    run(capsys, "train", "--config", "smoke", "--run", "e2e", "--set", "model.head.rule=neuromod")
+    assert "skipped" in run(capsys, "train", "--config", "smoke", "--run", "e2e", "--set", "model.head.rule=neuromod")[0]
+    assert "OOF score" in run(capsys, "infer", "--run", "e2e")[-1]
+    assert "up to date" in run(capsys, "infer", "--run", "e2e")[-1]
+    post = json.loads((tmp_path / "runs" / "e2e" / "postprocess.json").read_text())
+    assert {"best_threshold", "best_min_area", "oof_score", "curve"} <= set(post)
+
+    first = run(capsys, "submit", "--run", "e2e")[-1]
+    second = run(capsys, "submit", "--run", "e2e")[-1]
+    assert first != second and first.startswith("submissions/e2e-") and first.endswith(".csv")
+    with open(tmp_path / first, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(tmp_path / "data" / "sample_submission.csv", newline="") as handle:
+        assert [r["id"] for r in rows] == [r["id"] for r in csv.DictReader(handle)]
+    masks = np.stack([decode(r["rle_mask"]) for r in rows])
+    assert masks.shape == (20, 101, 101)
+
+    score_line = run(capsys, "evaluate", "--submission", first, "--truth", "data/test_truth.csv")[-1]
+    assert score_line.startswith("score 0.") and len(score_line) == len("score 0.0000")
+    assert run(capsys, "evaluate", "--run", "e2e")[-1] == f"score {post['oof_score']:.4f}"
+
+    run(capsys, "report", "--run", "e2e")
+    report = tmp_path / "runs" / "e2e" / "report"
+    for name in ("learning_curves.png", "threshold.png", "coverage.png", "best.png", "worst.png", "plastic_head.png"):
+        assert (report / name).stat().st_size > 1000, name
+        assert name in (report / "index.html").read_text()
+
+
+def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["prep", "--data", "missing"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: data folder missing does not exist")
+    assert main(["train", "--config", "smoke", "--set", "train.speed=9"]) == 2
+    assert "unknown key 'train.speed'" in capsys.readouterr().err
+    assert main(["infer", "--run", "nothing"]) == 2
+    assert "no run named 'nothing'" in capsys.readouterr().err
