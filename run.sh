@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# plastic-salt in two commands:
+#   ./run.sh              the whole pipeline on data/ (synthetic default when data/ holds no competition data)
+#   ./run.sh test         the test suite
+#   ./run.sh STAGE ARGS   one stage: python -m pipeline STAGE ARGS
+#   ./run.sh --force      redo every stage (the data folder is left alone)
+set -euo pipefail
+cd "$(dirname "$0")"
+export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+DATA=${DATA:-data}
+DEMO_TRAIN=${DEMO_TRAIN:-1600}
+DEMO_TEST=${DEMO_TEST:-1600}
+
+setup() {
+  # (re)create .venv when it is missing or requirements.txt changed since it was made
+  if [ -x .venv/bin/python ] && cmp -s requirements.txt .venv/.requirements.installed; then
+    return
+  fi
+  command -v python3 >/dev/null || { echo "error: python3 is not installed; install Python 3.11 first" >&2; exit 1; }
+  echo "setting up .venv (pinned requirements.txt)..."
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  cp requirements.txt .venv/.requirements.installed
+}
+
+py() { .venv/bin/python "$@"; }
+stage() { echo; echo "== $* =="; py -m pipeline "$@"; }
+
+main_job() {
+  local force=0
+  [ "${1:-}" = "--force" ] && force=1
+  local started=$SECONDS
+  if [ ! -f "$DATA/train.csv" ]; then
+    stage synth --out "$DATA" --train "$DEMO_TRAIN" --test "$DEMO_TEST" --seed 0
+  fi
+  if [ $force = 1 ]; then stage prep --data "$DATA" --force; else stage prep --data "$DATA"; fi
+  if [ $force = 1 ]; then stage folds --data "$DATA" --k 5 --force; else stage folds --data "$DATA" --k 5; fi
+
+  local preset=cpu-demo
+  if py -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then preset=gpu-full; fi
+  local run=${RUN:-$preset}
+  [ $force = 1 ] && rm -rf "runs/$run"
+  if [ "$(py -c "import torch; print(torch.cuda.device_count())")" -gt 1 ]; then
+    echo; echo "== train (torchrun, $(py -c "import torch; print(torch.cuda.device_count())") GPUs) =="
+    py -m torch.distributed.run --standalone --nproc_per_node="$(py -c "import torch; print(torch.cuda.device_count())")" \
+      -m pipeline -- train --config "$preset" --run "$run" --data "$DATA" --resume
+  else
+    stage train --config "$preset" --run "$run" --data "$DATA" --resume
+  fi
+  if [ $force = 1 ]; then stage infer --run "$run" --force; else stage infer --run "$run"; fi
+
+  local submission
+  submission=$(ls -t submissions/"$run"-*.csv 2>/dev/null | head -n 1 || true)
+  if [ $force = 1 ] || [ -z "$submission" ] || [ "runs/$run/test_probs.npy" -nt "$submission" ]; then
+    echo; echo "== submit =="
+    submission=$(py -m pipeline submit --run "$run" | tee /dev/stderr | tail -n 1)
+  else
+    echo; echo "== submit == $submission is up to date"
+  fi
+  local score="(no truth file: the real competition scores on Kaggle)"
+  if [ -f "$DATA/test_truth.csv" ]; then
+    echo; echo "== evaluate =="
+    score=$(py -m pipeline evaluate --submission "$submission" --truth "$DATA/test_truth.csv" | tee /dev/stderr | tail -n 1)
+  fi
+  stage report --run "$run"
+  echo
+  echo "done in $((SECONDS - started)) s"
+  echo "local test $score"
+  echo "submission: $submission"
+}
+
+case "${1:-}" in
+  test)
+    shift
+    setup
+    py -m pytest -q -p no:cacheprovider tests "$@"
+    ;;
+  ""|--force)
+    setup
+    main_job "${1:-}"
+    ;;
+  -h|--help)
+    sed -n '2,6p' "$0"
+    ;;
+  *)
+    setup
+    py -m pipeline "$@"
+    ;;
+esac
