@@ -20,7 +20,7 @@ setup() {
   command -v python3 >/dev/null || { echo "error: python3 is not installed; install Python 3.11 first" >&2; exit 1; }
   echo "setting up .venv (pinned requirements.txt)..."
   python3 -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/python -m pip install -q -q --disable-pip-version-check -r requirements.txt
   cp requirements.txt .venv/.requirements.installed
 }
 

@@ -18,15 +18,13 @@ def encode(mask: np.ndarray) -> str:
     return " ".join(map(str, runs.ravel().tolist()))
 
 
-def decode(rle: str | float | None, shape: tuple[int, int] = (101, 101), image_id: str = "?") -> np.ndarray:
-    """Decode an RLE string into a bool mask of `shape`; malformed strings raise ValueError naming the id."""
+def _parse(rle, n_pixels: int, height: int, width: int, image_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Validated (starts, ends) of an RLE string, 0-indexed, ends exclusive; None for an empty mask."""
     if rle is None or (isinstance(rle, float) and np.isnan(rle)):
-        rle = ""
+        return None
     text = str(rle).strip()
-    height, width = shape
-    n_pixels = height * width
     if not text:
-        return np.zeros(shape, dtype=bool)
+        return None
     try:
         numbers = np.array(text.split(), dtype=np.int64)
     except (ValueError, OverflowError):
@@ -41,21 +39,49 @@ def decode(rle: str | float | None, shape: tuple[int, int] = (101, 101), image_i
         raise ValueError(f"id {image_id}: RLE runs are unsorted or overlap")
     if ends[-1] - 1 > n_pixels:
         raise ValueError(f"id {image_id}: RLE run ends at pixel {ends[-1] - 1}, past the {n_pixels} pixels of a {height}x{width} mask")
-    delta = np.zeros(n_pixels + 1, dtype=np.int32)
-    np.add.at(delta, starts - 1, 1)
-    np.add.at(delta, ends - 1, -1)
-    flat = np.cumsum(delta[:-1]) > 0
-    return flat.reshape((width, height)).T.copy()
+    return starts - 1, ends - 1
+
+
+def _fill(starts: np.ndarray, ends: np.ndarray, n_pixels: int) -> np.ndarray:
+    # starts are strictly increasing and so are ends, so each index is hit at most once per statement
+    delta = np.zeros(n_pixels + 1, dtype=np.int8)
+    delta[starts] += 1
+    delta[ends] -= 1
+    return np.cumsum(delta[:-1], dtype=np.int8).astype(bool)
+
+
+def decode(rle: str | float | None, shape: tuple[int, int] = (101, 101), image_id: str = "?") -> np.ndarray:
+    """Decode an RLE string into a bool mask of `shape`; malformed strings raise ValueError naming the id."""
+    height, width = shape
+    runs = _parse(rle, height * width, height, width, image_id)
+    if runs is None:
+        return np.zeros(shape, dtype=bool)
+    return _fill(*runs, height * width).reshape((width, height)).T.copy()
 
 
 def encode_many(masks: np.ndarray) -> list[str]:
-    """Encode an (N, H, W) stack."""
-    return [encode(mask) for mask in masks]
+    """Encode an (N, H, W) stack in one vectorised pass (same strings as `encode`)."""
+    masks = np.asarray(masks) > 0
+    n = masks.shape[0]
+    columns = masks.transpose(0, 2, 1).reshape(n, -1)
+    padded = np.zeros((n, columns.shape[1] + 2), dtype=bool)
+    padded[:, 1:-1] = columns
+    rows, edges = np.nonzero(padded[:, 1:] != padded[:, :-1])
+    numbers = edges.reshape(-1, 2)
+    numbers[:, 1] -= numbers[:, 0]
+    numbers[:, 0] += 1
+    texts = numbers.ravel().astype(str).tolist()
+    bounds = np.searchsorted(rows[0::2], np.arange(n + 1)) * 2
+    return [" ".join(texts[bounds[i] : bounds[i + 1]]) for i in range(n)]
 
 
 def decode_many(rles, ids, shape: tuple[int, int] = (101, 101)) -> np.ndarray:
     """Decode a sequence of RLE strings into an (N, H, W) bool stack."""
-    out = np.zeros((len(rles),) + tuple(shape), dtype=bool)
+    height, width = shape
+    n_pixels = height * width
+    flat = np.zeros((len(rles), width, height), dtype=bool)  # column-major per mask
     for i, (rle, image_id) in enumerate(zip(rles, ids)):
-        out[i] = decode(rle, shape, image_id)
-    return out
+        runs = _parse(rle, n_pixels, height, width, image_id)
+        if runs is not None:
+            flat[i] = _fill(*runs, n_pixels).reshape(width, height)
+    return flat.transpose(0, 2, 1)

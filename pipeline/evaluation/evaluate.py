@@ -45,12 +45,16 @@ def evaluate_submission(submission: Path, truth: Path) -> dict:
     return {"scores": scores, "coverage_class": coverage_class(coverage(truth_stack)), "images": len(ids)}
 
 
-def evaluate_run(run_dir: Path) -> dict:
-    """OOF score with the run's tuned post-processing (threshold 0.5, no minimum area before `infer`)."""
+UNTUNED = {"best_threshold": 0.5, "best_min_area": 0}
+
+
+def evaluate_run(run_dir: Path, tuned: bool = True) -> dict:
+    """OOF score with the run's tuned post-processing (or threshold 0.5 and no minimum area: before `infer`,
+    or with tuned=False, for comparisons that must not be tuned on the data they score)."""
     cfg = load_run_config(run_dir)
     oof = load_oof(Path(run_dir), load_train_cache(Path(cfg.data.data_dir)))
     post_path = Path(run_dir) / "postprocess.json"
-    post = json.loads(post_path.read_text()) if post_path.exists() else {"best_threshold": 0.5, "best_min_area": 0}
+    post = json.loads(post_path.read_text()) if tuned and post_path.exists() else UNTUNED
     masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant)
     return {"scores": per_image_scores(masks, oof.truth), "coverage_class": oof.coverage_class, "images": len(oof.ids), "postprocess": post}
 

@@ -66,3 +66,13 @@ def test_malformed_rle_names_the_id(rle, message):
 
 def test_adjacent_runs_are_accepted():
     np.testing.assert_array_equal(decode("1 2 3 2", (2, 2)), np.ones((2, 2), bool))
+
+
+@settings(max_examples=50, deadline=None)
+@given(arrays(bool, st.tuples(st.integers(1, 6), st.integers(1, 12), st.integers(1, 12))))
+def test_stack_functions_agree_with_single_ones(stack):
+    from pipeline.competition.rle import decode_many, encode_many
+
+    texts = encode_many(stack)
+    assert texts == [encode(mask) for mask in stack]
+    np.testing.assert_array_equal(decode_many(texts, [str(i) for i in range(len(stack))], stack.shape[1:]), stack)

@@ -1,0 +1,1 @@
+"""Studies built from the stages: the plasticity ablation."""
