@@ -15,15 +15,8 @@ from common import write_result
 from pipeline.config import load_config
 from pipeline.models.factory import build_model, count_parameters
 from pipeline.models.plastic import plastic_heads
+from pipeline.study.ablate import HEADS
 
-HEADS = {
-    "none": ["model.head.rule=none"],
-    "hebb": ["model.head.rule=hebb"],
-    "oja": ["model.head.rule=oja"],
-    "neuromod": ["model.head.rule=neuromod"],
-    "eligibility": ["model.head.rule=eligibility"],
-    "original-rows": ["model.head.rule=hebb", "model.head.placement=rows"],
-}
 
 
 def bench_config(size: int, extra: list[str]):

@@ -71,6 +71,14 @@ def check_layout(layout: Layout) -> None:
             raise PipelineError(f"{folder} is missing: {hint}")
 
 
+def id_mismatch(expected, found, missing_text: str, extra_text: str) -> str | None:
+    """None when the two id collections agree, else counts and a first example of each difference.
+    The texts read '{n} ids ... (first: {id})' with {n} the count: e.g. '{n} truth ids are not in the submission'."""
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    parts = [f"{text.format(n=len(ids))} (first: {ids[0]})" for text, ids in ((missing_text, missing), (extra_text, extra)) if ids]
+    return "; ".join(parts) or None
+
+
 def read_csv_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[str]]:
     """Read the named columns of a CSV; a missing column or unreadable file names the file."""
     try:

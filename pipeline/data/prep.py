@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.competition.coverage import coverage, coverage_class
 from pipeline.competition.rle import decode
-from pipeline.data.layout import IMAGE_SIZE, Layout, check_layout, read_csv_columns, read_depths, read_image, read_mask
+from pipeline.data.layout import IMAGE_SIZE, Layout, check_layout, id_mismatch, read_csv_columns, read_depths, read_image, read_mask
 from pipeline.fileio import PipelineError, save_npz, write_json
 
 CACHE_VERSION = 1
@@ -100,14 +100,14 @@ def load_train(layout: Layout, depths: dict[str, float]) -> TrainSet:
 def load_test(layout: Layout, depths: dict[str, float]) -> TestSet:
     expected = read_csv_columns(layout.sample_submission, ("id", "rle_mask"))["id"]
     present = sorted(p.stem for p in layout.test_image_dir.glob("*.png"))
-    missing, extra = sorted(set(expected) - set(present)), sorted(set(present) - set(expected))
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} ids of {layout.sample_submission} have no image in {layout.test_image_dir} (first: {missing[0]})")
-        if extra:
-            parts.append(f"{len(extra)} images in {layout.test_image_dir} are not in {layout.sample_submission} (first: {extra[0]})")
-        raise PipelineError("test images and sample_submission.csv disagree: " + "; ".join(parts) + "; restore the missing files")
+    mismatch = id_mismatch(
+        expected,
+        present,
+        f"{{n}} ids of {layout.sample_submission} have no image in {layout.test_image_dir}",
+        f"{{n}} images in {layout.test_image_dir} are not in {layout.sample_submission}",
+    )
+    if mismatch:
+        raise PipelineError(f"test images and sample_submission.csv disagree: {mismatch}; restore the missing files")
     images = np.stack(_read_all(read_image, [layout.test_image(i) for i in expected]))
     return TestSet(
         ids=np.array(expected),

@@ -11,7 +11,7 @@ from pipeline.competition.coverage import coverage, coverage_class, score_table
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import decode
 from pipeline.config import load_run_config
-from pipeline.data.layout import IMAGE_SIZE, read_csv_columns
+from pipeline.data.layout import IMAGE_SIZE, id_mismatch, read_csv_columns
 from pipeline.data.prep import load_train_cache
 from pipeline.fileio import PipelineError
 from pipeline.inference.oof import load_oof
@@ -31,14 +31,9 @@ def read_masks(path: Path) -> dict[str, np.ndarray]:
 
 def evaluate_submission(submission: Path, truth: Path) -> dict:
     predicted, expected = read_masks(submission), read_masks(truth)
-    missing, extra = sorted(set(expected) - set(predicted)), sorted(set(predicted) - set(expected))
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} truth ids are not in the submission (first: {missing[0]})")
-        if extra:
-            parts.append(f"{len(extra)} submission ids are not in the truth (first: {extra[0]})")
-        raise PipelineError(f"{submission} vs {truth}: " + "; ".join(parts) + "; both files must list the same ids")
+    mismatch = id_mismatch(expected, predicted, "{n} truth ids are not in the submission", "{n} submission ids are not in the truth")
+    if mismatch:
+        raise PipelineError(f"{submission} vs {truth}: {mismatch}; both files must list the same ids")
     ids = sorted(expected)
     truth_stack = np.stack([expected[i] for i in ids])
     scores = per_image_scores(np.stack([predicted[i] for i in ids]), truth_stack)

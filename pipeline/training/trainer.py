@@ -56,8 +56,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
 
 def fold_split(train: TrainSet, folds_file: Path, fold: int) -> FoldData:
     assignment = read_folds(folds_file)
-    missing = [i for i in train.ids[:5] if i not in assignment]
-    if missing or len(assignment) != len(train.ids):
+    if set(assignment) != set(train.ids.tolist()):
         raise PipelineError(f"{folds_file} does not match the prep cache ({len(assignment)} ids vs {len(train.ids)}); rerun `folds --force`")
     fold_of = np.array([assignment[i] for i in train.ids])
     n_folds = int(fold_of.max()) + 1

@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from pipeline.config import load_config
+from pipeline.fileio import PipelineError
+from pipeline.models.factory import build_model, input_channels
+from pipeline.models.plastic import PlasticHead
+
+
+def test_extra_channels_and_aux_head():
+    cfg = load_config("smoke", ["data.depth_channel=true", "data.coord_channel=true", "model.aux_head=true"])
+    assert input_channels(cfg) == 3
+    model = build_model(cfg)
+    logits, empty_logit = model(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 1, 64, 64) and empty_logit.shape == (2,)
+    assert isinstance(model.head, PlasticHead)
+
+
+def test_local_encoder_weights_are_loaded_and_folded_to_the_input_channels(tmp_path):
+    rgb = build_model(load_config("smoke", ["data.depth_channel=true", "data.coord_channel=true"]))
+    torch.save(rgb.unet.encoder.state_dict(), tmp_path / "encoder.pth")
+    grey = build_model(load_config("smoke", [f"model.encoder_weights={tmp_path / 'encoder.pth'}"]))
+    theirs, ours = rgb.unet.encoder.state_dict(), grey.unet.encoder.state_dict()
+    for key, value in ours.items():
+        if value.ndim == 4 and value.shape[1] == 1 and theirs[key].shape[1] == 3:
+            torch.testing.assert_close(value, theirs[key].sum(dim=1, keepdim=True))
+        else:
+            torch.testing.assert_close(value, theirs[key])
+
+
+def test_missing_or_foreign_weights_file(tmp_path):
+    with pytest.raises(PipelineError, match="does not exist"):
+        build_model(load_config("smoke", [f"model.encoder_weights={tmp_path / 'none.pth'}"]))
+    torch.save({"something.else": torch.zeros(3)}, tmp_path / "foreign.pth")
+    with pytest.raises(PipelineError, match="lack .* encoder tensors"):
+        build_model(load_config("smoke", [f"model.encoder_weights={tmp_path / 'foreign.pth'}"]))
+
+
+def test_decoder_widths_must_match_depth():
+    with pytest.raises(PipelineError, match="one decoder width per encoder stage"):
+        build_model(load_config("smoke", ["model.decoder_channels=[16, 8]"]))
