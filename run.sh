@@ -50,18 +50,22 @@ main_job() {
   fi
   if [ $force = 1 ]; then stage infer --run "$run" --force; else stage infer --run "$run"; fi
 
-  local submission
+  local submission output
   submission=$(ls -t submissions/"$run"-*.csv 2>/dev/null | head -n 1 || true)
   if [ $force = 1 ] || [ -z "$submission" ] || [ "runs/$run/test_probs.npy" -nt "$submission" ]; then
     echo; echo "== submit =="
-    submission=$(py -m pipeline submit --run "$run" | tee /dev/stderr | tail -n 1)
+    output=$(py -m pipeline submit --run "$run")
+    echo "$output"
+    submission=$(tail -n 1 <<<"$output")
   else
     echo; echo "== submit == $submission is up to date"
   fi
   local score="(no truth file: the real competition scores on Kaggle)"
   if [ -f "$DATA/test_truth.csv" ]; then
     echo; echo "== evaluate =="
-    score=$(py -m pipeline evaluate --submission "$submission" --truth "$DATA/test_truth.csv" | tee /dev/stderr | tail -n 1)
+    output=$(py -m pipeline evaluate --submission "$submission" --truth "$DATA/test_truth.csv")
+    echo "$output"
+    score=$(tail -n 1 <<<"$output")
   fi
   stage report --run "$run"
   echo

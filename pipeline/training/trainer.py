@@ -142,7 +142,7 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
         train_set.set_epoch(epoch)
         net.train()
         started, loss_sum, seen = time.perf_counter(), 0.0, 0
-        progress = tqdm(loader, total=steps_per_epoch, desc=f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}", disable=not ctx.is_main, leave=False, mininterval=2)
+        progress = tqdm(loader, total=steps_per_epoch, desc=f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}", disable=True if not ctx.is_main else None, leave=False, mininterval=2)  # None: off when not a terminal
         for step, batch in enumerate(progress):
             if step >= steps_per_epoch:
                 break
