@@ -142,7 +142,9 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
         train_set.set_epoch(epoch)
         net.train()
         started, loss_sum, seen = time.perf_counter(), 0.0, 0
-        progress = tqdm(loader, total=steps_per_epoch, desc=f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}", disable=True if not ctx.is_main else None, leave=False, mininterval=2)  # None: off when not a terminal
+        # disable=None: a bar on a terminal, nothing in a log file
+        progress = tqdm(loader, total=steps_per_epoch, desc=f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}",
+                        disable=None if ctx.is_main else True, leave=False, mininterval=2)
         for step, batch in enumerate(progress):
             if step >= steps_per_epoch:
                 break
