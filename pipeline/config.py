@@ -123,6 +123,7 @@ CHOICES = {
     "model.head.inference_plasticity": {"frozen", "adapt"},
     "optim.name": {"adamw", "sgd"},
     "optim.schedule": {"cosine", "restarts"},
+    "infer.tta": {"none", "hflip"},  # each listed view (pipeline/models/predict.py)
 }
 
 

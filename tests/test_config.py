@@ -23,6 +23,7 @@ def test_overrides_are_typed():
         ("train.epochs=three", "'train.epochs' must be int"),
         ("model.head.rule=stdp", "'model.head.rule' is 'stdp'; choose one of"),
         ("train", "must look like section.key=value"),
+        ("infer.tta=[none, vflip]", "'infer.tta' is 'vflip'; choose one of"),
     ],
 )
 def test_bad_config_values_name_the_key(override, message):

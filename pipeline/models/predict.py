@@ -8,8 +8,9 @@ from torch.utils.data import DataLoader
 
 from pipeline.config import Config
 from pipeline.data.dataset import SaltDataset, to_original_geometry
+from pipeline.fileio import PipelineError
 
-TTA_VIEWS = ("none", "hflip")
+TTA_VIEWS = ("none", "hflip")  # config.py checks infer.tta against these
 
 
 def _apply_view(batch: torch.Tensor, view: str) -> torch.Tensor:
@@ -29,8 +30,8 @@ def autocast_for(device: torch.device, cfg: Config):
 @torch.no_grad()
 def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64):
     """Mean over TTA views of sigmoid probabilities, (N,101,101) float32, in the images' order."""
-    for view in views:
-        _apply_view(torch.zeros(1, 1, 1), view)
+    if not views:
+        raise PipelineError("infer.tta is empty: list at least the view 'none'")
     model.eval()
     loader = DataLoader(SaltDataset(images, depth, cfg), batch_size=batch_size, shuffle=False, num_workers=cfg.train.num_workers)
     out = np.empty((len(images),) + images.shape[1:], np.float32)
