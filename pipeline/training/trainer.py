@@ -129,7 +129,9 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
 
     # DDP broadcasts rank 0's buffers (BatchNorm statistics) each forward; lifetime traces are all-reduced
     # by the heads after each step, so every rank holds the same trace either way
-    net = DistributedDataParallel(model) if ctx.enabled else model
+    # with one plastic step, eta only shapes the lifetime trace (under no_grad): DDP must expect it unused
+    single_step = cfg.model.head.rule != "none" and cfg.model.head.steps == 1
+    net = DistributedDataParallel(model, find_unused_parameters=single_step) if ctx.enabled else model
     heads = plastic_heads(model)
     reduce = distributed.all_reduce_mean if ctx.enabled else None
     for epoch in range(start_epoch, cfg.train.epochs):
