@@ -60,6 +60,20 @@ def to_tensor(image: np.ndarray, depth: float, cfg: DataConfig) -> torch.Tensor:
     return torch.from_numpy(np.stack([grey] + extra_channels(depth, cfg)))
 
 
+def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torch.Tensor:
+    """Network inputs for a stack of un-augmented images at once (the same values as SaltDataset's items)."""
+    if cfg.resize:
+        resized = np.stack([to_input_geometry(image, cfg) for image in images])
+    else:
+        before, after = pad_widths(cfg.input_size)
+        resized = np.pad(images, ((0, 0), (before, after), (before, after)), mode="reflect")  # numpy 'reflect' = reflect-101
+    grey = (resized.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    channels = [grey[:, None]]
+    for index in range(len(extra_channels(0.0, cfg))):
+        channels.append(np.stack([extra_channels(float(d), cfg)[index] for d in depth])[:, None])
+    return torch.from_numpy(np.concatenate(channels, axis=1))
+
+
 def build_augmentation(cfg: Config) -> A.Compose:
     aug = cfg.augment
     return A.Compose(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from pipeline.config import Config
-from pipeline.data.dataset import SaltDataset, to_original_geometry
+from pipeline.data.dataset import batch_inputs, to_original_geometry
 from pipeline.fileio import PipelineError
 
 TTA_VIEWS = ("none", "hflip")  # config.py checks infer.tta against these
@@ -33,19 +32,17 @@ def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, dev
     if not views:
         raise PipelineError("infer.tta is empty: list at least the view 'none'")
     model.eval()
-    loader = DataLoader(SaltDataset(images, depth, cfg), batch_size=batch_size, shuffle=False, num_workers=cfg.train.num_workers)
     out = np.empty((len(images),) + images.shape[1:], np.float32)
-    start = 0
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    for batch in loader:
-        inputs = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
+    for start in range(0, len(images), batch_size):
+        stop = start + batch_size
+        inputs = batch_inputs(images[start:stop], depth[start:stop], cfg.data).to(device, non_blocking=True)
+        inputs = inputs.contiguous(memory_format=memory_format)
         total = None
         for view in views:
             with autocast_for(device, cfg):
                 logits, _ = model(_apply_view(inputs, view))
             probs = _apply_view(torch.sigmoid(logits.float()), view)
             total = probs if total is None else total + probs
-        probs = to_original_geometry(total / len(views), cfg.data)
-        out[start : start + len(probs)] = probs.cpu().numpy()
-        start += len(probs)
+        out[start:stop] = to_original_geometry(total / len(views), cfg.data).cpu().numpy()
     return out
