@@ -154,17 +154,17 @@ def prep(data_dir: Path, force: bool = False) -> dict:
     return manifest
 
 
-def load_train_cache(data_dir: Path) -> TrainSet:
-    path = cache_paths(Layout(Path(data_dir)))["train"]
+def _load_cache(data_dir: Path, split: str, cls):
+    path = cache_paths(Layout(Path(data_dir)))[split]
     if not path.exists():
         raise PipelineError(f"{path} is missing: run `python -m pipeline prep --data {data_dir}` first")
     with np.load(path) as arrays:
-        return TrainSet(**{k: arrays[k] for k in arrays.files})
+        return cls(**{k: arrays[k] for k in arrays.files})
+
+
+def load_train_cache(data_dir: Path) -> TrainSet:
+    return _load_cache(data_dir, "train", TrainSet)
 
 
 def load_test_cache(data_dir: Path) -> TestSet:
-    path = cache_paths(Layout(Path(data_dir)))["test"]
-    if not path.exists():
-        raise PipelineError(f"{path} is missing: run `python -m pipeline prep --data {data_dir}` first")
-    with np.load(path) as arrays:
-        return TestSet(**{k: arrays[k] for k in arrays.files})
+    return _load_cache(data_dir, "test", TestSet)
