@@ -98,3 +98,30 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(workdir):
     checksums = {row.split(",")[1] for row in rows}
     assert len(rows) == 2 and len(checksums) == 1
     assert (workdir / "runs" / "ddp" / "fold_0" / "oof.npy").exists()
+
+
+def test_killed_process_resumes_to_the_same_weights(workdir):
+    """SIGKILL a real training process once its first checkpoint exists, resume, compare with an unbroken run."""
+    import signal
+    import time
+
+    overrides = ["train.epochs=4"]
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, "-m", "pipeline", "train", "--config", "smoke", "--run", "killed", "--fold", "0"]
+    for override in overrides:
+        command += ["--set", override]
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = workdir / "runs" / "killed" / "fold_0" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    epochs_done = load_checkpoint(last)["epoch"]
+    assert 1 <= epochs_done < 4, "the kill should land before the run finished"
+    trainer.train(smoke(*overrides), workdir / "runs" / "killed", folds=[0], resume=True)
+    trainer.train(smoke(*overrides), workdir / "runs" / "unbroken", folds=[0])
+    resumed = load_checkpoint(last)["model"]
+    unbroken = load_checkpoint(workdir / "runs" / "unbroken" / "fold_0" / "last.pt")["model"]
+    for key, value in unbroken.items():
+        assert torch.equal(value, resumed[key]), key
