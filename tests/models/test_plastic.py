@@ -224,3 +224,15 @@ def test_lifetime_all_reduce_under_two_process_gloo(tmp_path):
     mean_power = (rank0["stats"][1] + rank1["stats"][1]) / 2
     expected, _ = plastic_update("oja", "hard", torch.zeros(6, 1), torch.zeros(6, 1), mean_coactivation, mean_power, head.eta.detach(), None)
     torch.testing.assert_close(rank0["hebb"], expected)
+
+
+def test_hebb_and_oja_coincide_for_two_steps_from_a_zero_trace_and_part_at_three():
+    """From Hebb_0 = 0 both rules give Hebb_1 = eta * S, so T = 2 cannot tell them apart; T = 3 can."""
+    features = torch.randn(2, 6, 8, 8, dtype=torch.float64)
+    outputs = {}
+    for rule in ("hebb", "oja"):
+        for steps in (2, 3):
+            head = make_head(rule, steps=steps)
+            outputs[rule, steps] = head(features)
+    torch.testing.assert_close(outputs["hebb", 2], outputs["oja", 2])
+    assert not torch.allclose(outputs["hebb", 3], outputs["oja", 3])
