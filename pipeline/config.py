@@ -44,7 +44,7 @@ class HeadConfig:
     rule: str = "none"  # none | hebb | oja | neuromod | eligibility
     placement: str = "pixels"  # pixels (ours) | rows (the original Plastic-UNet design)
     alpha: str = "free"  # free (C,K) | yoked (scalar)
-    steps: int = 2  # plastic iterations per image episode (step 0 uses Hebb_0)
+    steps: int = 3  # plastic iterations per image episode (step 0 uses Hebb_0; T=2 cannot tell hebb from oja)
     episode: str = "image"  # image (Hebb_0 = 0) | lifetime (Hebb_0 = the lifetime trace)
     clip: str = "hard"  # neuromod/eligibility bound: hard | decay | oja
     eta_init: float = 0.01
