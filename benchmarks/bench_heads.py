@@ -61,7 +61,7 @@ class Stepper:
         return steps * self.batch / (time.perf_counter() - started)
 
 
-def run(size: int = 128, batch: int = 16, steps: int = 6, rounds: int = 3) -> dict:
+def run(size: int = 128, batch: int = 16, steps: int = 10, rounds: int = 4) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     steppers = {name: Stepper(bench_config(size, overrides), batch, device) for name, overrides in HEADS.items()}
     rates = {name: 0.0 for name in HEADS}
@@ -91,6 +91,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     write_result("heads", run(args.size, args.batch, args.steps))

@@ -59,29 +59,62 @@ def decode(rle: str | float | None, shape: tuple[int, int] = (101, 101), image_i
     return _fill(*runs, height * width).reshape((width, height)).T.copy()
 
 
-def encode_many(masks: np.ndarray) -> list[str]:
-    """Encode an (N, H, W) stack in one vectorised pass (same strings as `encode`)."""
-    masks = np.asarray(masks) > 0
+CHUNK = 512  # masks per vectorised block: big enough to amortise numpy calls, small enough to stay in cache
+
+
+def _encode_block(masks: np.ndarray) -> list[str]:
     n = masks.shape[0]
-    columns = masks.transpose(0, 2, 1).reshape(n, -1)
-    padded = np.zeros((n, columns.shape[1] + 2), dtype=bool)
-    padded[:, 1:-1] = columns
-    rows, edges = np.nonzero(padded[:, 1:] != padded[:, :-1])
-    numbers = edges.reshape(-1, 2)
+    n_pixels = masks.shape[1] * masks.shape[2]
+    # column-major pixels of each mask after a leading False, so every run has a start and an end edge
+    padded = np.zeros((n, n_pixels + 1), dtype=bool)
+    padded[:, 1:].reshape(n, masks.shape[2], masks.shape[1])[:] = masks.transpose(0, 2, 1)
+    flat = np.append(padded.ravel(), False)
+    edges = np.flatnonzero(flat[1:] != flat[:-1])
+    owner = edges // (n_pixels + 1)
+    numbers = (edges % (n_pixels + 1)).reshape(-1, 2)  # 0-indexed start, 0-indexed end (exclusive)
     numbers[:, 1] -= numbers[:, 0]
     numbers[:, 0] += 1
-    texts = numbers.ravel().astype(str).tolist()
-    bounds = np.searchsorted(rows[0::2], np.arange(n + 1)) * 2
+    texts = list(map(str, numbers.ravel().tolist()))
+    bounds = np.searchsorted(owner[0::2], np.arange(n + 1)) * 2
     return [" ".join(texts[bounds[i] : bounds[i + 1]]) for i in range(n)]
 
 
+def encode_many(masks: np.ndarray) -> list[str]:
+    """Encode an (N, H, W) stack in vectorised blocks (the same strings as `encode`)."""
+    masks = np.asarray(masks)
+    out: list[str] = []
+    for start in range(0, masks.shape[0], CHUNK):
+        block = masks[start : start + CHUNK]
+        out.extend(_encode_block(block if block.dtype == bool else block > 0))
+    return out
+
+
 def decode_many(rles, ids, shape: tuple[int, int] = (101, 101)) -> np.ndarray:
-    """Decode a sequence of RLE strings into an (N, H, W) bool stack."""
+    """Decode a sequence of RLE strings into an (N, H, W) bool stack.
+
+    Each mask is rebuilt as alternating background and salt stretches (gap, run, gap, run, ..., tail),
+    so one np.repeat writes every pixel of a block of masks."""
     height, width = shape
     n_pixels = height * width
-    flat = np.zeros((len(rles), width, height), dtype=bool)  # column-major per mask
-    for i, (rle, image_id) in enumerate(zip(rles, ids)):
-        runs = _parse(rle, n_pixels, height, width, image_id)
-        if runs is not None:
-            flat[i] = _fill(*runs, n_pixels).reshape(width, height)
-    return flat.transpose(0, 2, 1)
+    out = np.empty((len(rles), height, width), dtype=bool)
+    for start in range(0, len(rles), CHUNK):
+        stretches, values = [], []
+        for rle, image_id in zip(rles[start : start + CHUNK], ids[start : start + CHUNK]):
+            runs = _parse(rle, n_pixels, height, width, image_id)
+            if runs is None:
+                stretches.append(np.array([n_pixels]))
+                values.append(np.zeros(1, dtype=bool))
+                continue
+            starts, ends = runs
+            lengths = np.empty(2 * starts.size + 1, dtype=np.int64)
+            lengths[0:-1:2] = starts - np.concatenate(([0], ends[:-1]))  # background before each run
+            lengths[1::2] = ends - starts
+            lengths[-1] = n_pixels - ends[-1]
+            stretches.append(lengths)
+            flags = np.zeros(lengths.size, dtype=bool)
+            flags[1::2] = True
+            values.append(flags)
+        block = np.repeat(np.concatenate(values), np.concatenate(stretches))
+        count = len(stretches)
+        out[start : start + count] = block.reshape(count, width, height).transpose(0, 2, 1)
+    return out

@@ -1,7 +1,7 @@
 """PlasticHead: a final layer whose effective weights are W + alpha * Hebb, with Hebb changing as it runs.
 
 After Miconi et al. (2018, differentiable plasticity) and Miconi et al. (2019, Backpropamine). Shapes:
-pre/x (B,C,P) presynaptic, post/y (B,K,P), W and alpha (C,K) (alpha may be a scalar), trace Hebb (B,C,K),
+pre/x (B,P,C) presynaptic (pixels-major), post/y (B,P,K), W and alpha (C,K) (alpha may be a scalar), trace Hebb (B,C,K),
 co-activation S (B,C,K), post power s (B,1,K), modulation M (B,1,1) or (B,1,K), eta a scalar in (0,1).
 
   step t:   z = (W + alpha * Hebb)^T x + b,   y = sigmoid(z),   S = mean_p x y^T,   s_k = mean_p y_k^2
@@ -84,7 +84,7 @@ class PlasticHead(nn.Module):
             self.register_buffer("lifetime_hebb", torch.zeros(n_in, n_out))
             self.register_buffer("lifetime_eligibility", torch.zeros(n_in, n_out))
         self._pending = None  # batch-mean (S, s, M) of the last training forward, for consolidate()
-        self._last_trace_abs = 0.0
+        self._last_trace = None
 
     # ----- the plastic dynamics -------------------------------------------------------------------
     @property
@@ -100,21 +100,22 @@ class PlasticHead(nn.Module):
         return self.rule != "none" and self.cfg.episode == "lifetime"
 
     def _inputs(self, features: torch.Tensor):
-        """(product input, presynaptic x), both (B,C,P), and a function mapping z (B,K,P) back to logits."""
+        """(product input, presynaptic x), both (B,P,C), and a function mapping z (B,P,K) back to logits.
+
+        Pixels-major (B,P,C) is a free view of channels_last features, and makes every product a plain bmm."""
         batch, _, height, width = features.shape
         if self.placement == "rows":
-            logit_map = self.to_logits(features)[:, 0]  # (B,N,N) rows r, columns c
+            logit_map = self.to_logits(features)[:, 0]  # (B,N,N): P = rows, C = columns
             if logit_map.shape[-1] != self.weight.shape[0]:
                 raise ValueError(f"rows placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
-            product = logit_map.transpose(1, 2)  # (B, C=columns in, P=rows)
-            return product, torch.tanh(product), lambda z: z.transpose(1, 2).unsqueeze(1)
-        x = torch.tanh(features).flatten(2)
-        return x, x, lambda z: z.view(batch, -1, height, width)
+            return logit_map, torch.tanh(logit_map), lambda z: z.unsqueeze(1)
+        x = torch.tanh(features).permute(0, 2, 3, 1).reshape(batch, height * width, -1)
+        return x, x, lambda z: z.view(batch, height, width, -1).permute(0, 3, 1, 2)
 
     def _modulation(self, pre: torch.Tensor) -> torch.Tensor | None:
         if self.rule not in ("neuromod", "eligibility"):
             return None
-        return torch.tanh(self.modulator(pre.mean(dim=2))).unsqueeze(1)  # (B,1,1) or (B,1,K)
+        return torch.tanh(self.modulator(pre.mean(dim=1))).unsqueeze(1)  # (B,1,1) or (B,1,K)
 
     def _initial_traces(self, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (batch,) + tuple(self.weight.shape)
@@ -133,26 +134,26 @@ class PlasticHead(nn.Module):
 
     def _rows_plain(self, features):
         product, _, to_logits = self._inputs(features)
-        return to_logits(torch.einsum("bcp,ck->bkp", product, self.weight) + self.bias[None, :, None])
+        return to_logits(torch.matmul(product, self.weight) + self.bias)
 
     def _plastic_forward(self, features: torch.Tensor) -> torch.Tensor:
         product, pre, to_logits = self._inputs(features)
-        batch, _, pixels = pre.shape
+        batch, pixels, _ = pre.shape
         eta = self.eta
         modulation = self._modulation(pre)
         hebb, eligibility = self._initial_traces(batch, pre.device)
         record = self.uses_lifetime and (self.training or self.cfg.inference_plasticity == "adapt")
         for step in range(self.cfg.steps):
             weights = self.weight + self.alpha * hebb  # (B,C,K)
-            z = torch.einsum("bcp,bck->bkp", product, weights) + self.bias[None, :, None]
+            z = torch.baddbmm(self.bias.expand(batch, pixels, -1), product, weights)  # (B,P,K)
             if step == self.cfg.steps - 1 and not record:
                 break
             post = torch.sigmoid(z)
-            coactivation = torch.einsum("bcp,bkp->bck", pre, post) / pixels
-            post_power = post.pow(2).mean(dim=2).unsqueeze(1)
+            coactivation = torch.bmm(pre.transpose(1, 2), post) / pixels  # (B,C,K)
+            post_power = post.pow(2).mean(dim=1, keepdim=True)  # (B,1,K)
             if step < self.cfg.steps - 1:
                 hebb, eligibility = plastic_update(self.rule, self.cfg.clip, hebb, eligibility, coactivation, post_power, eta, modulation)
-        self._last_trace_abs = float(hebb.detach().abs().mean())
+        self._last_trace = hebb.detach()  # read lazily by statistics(): no device sync per step
         if record:
             pending = (coactivation.detach().mean(0), post_power.detach().mean(0), None if modulation is None else modulation.detach().mean(0))
             if self.training:
@@ -195,7 +196,8 @@ class PlasticHead(nn.Module):
         """Numbers worth plotting over training: eta, |alpha|, |Hebb| of the last forward, |lifetime trace|."""
         if self.rule == "none":
             return {}
-        stats = {"head_alpha_abs": float(self.alpha.detach().abs().mean()), "head_trace_abs": self._last_trace_abs}
+        trace_abs = 0.0 if self._last_trace is None else float(self._last_trace.abs().mean())
+        stats = {"head_alpha_abs": float(self.alpha.detach().abs().mean()), "head_trace_abs": trace_abs}
         if self.uses_eta:
             stats["head_eta"] = float(self.eta.detach())
         if self.uses_lifetime:
