@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once at import: mkstemp's 0600 is replaced by the usual 0666 & ~umask
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike):
@@ -24,6 +27,7 @@ def atomic_path(target: str | os.PathLike):
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     finally:
         if tmp.exists():
