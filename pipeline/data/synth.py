@@ -7,7 +7,6 @@ weak chaotic interior and carry a strong reflection along their boundary. Determ
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +201,3 @@ def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 
     write_csv(layout.train_csv, ["id", "rle_mask"], train_rows)
     return layout
 
-
-def read_truth(path: Path) -> dict[str, str]:
-    with open(path, newline="") as handle:
-        return {row["id"]: row["rle_mask"] for row in csv.DictReader(handle)}
