@@ -176,7 +176,7 @@ def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 
         raise PipelineError("synth needs at least one train and one test image (--train N --test M)")
     rng = np.random.default_rng(seed)
     ids = _unique_ids(rng, n_train + n_test)
-    train_ids, test_ids = ids[:n_train], ids[n_train:]
+    test_ids = ids[n_train:]
     for folder in ("train/images", "train/masks", "test/images"):
         (layout.root / folder).mkdir(parents=True, exist_ok=True)
     has_salt, constant = _plan(rng, n_train + n_test)
