@@ -51,7 +51,14 @@ def evaluate_run(run_dir: Path, tuned: bool = True) -> dict:
     post_path = Path(run_dir) / "postprocess.json"
     post = json.loads(post_path.read_text()) if tuned and post_path.exists() else UNTUNED
     masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant)
-    return {"scores": per_image_scores(masks, oof.truth), "coverage_class": oof.coverage_class, "images": len(oof.ids), "postprocess": post}
+    return {
+        "scores": per_image_scores(masks, oof.truth),
+        "coverage_class": oof.coverage_class,
+        "images": len(oof.ids),
+        "postprocess": post,
+        "oof": oof,
+        "masks": masks,
+    }
 
 
 def format_table(result: dict) -> str:

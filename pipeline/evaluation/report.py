@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 from pathlib import Path
 
 import matplotlib
@@ -15,12 +14,9 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from pipeline.competition.coverage import score_table  # noqa: E402
-from pipeline.competition.metric import per_image_scores  # noqa: E402
 from pipeline.config import load_run_config  # noqa: E402
-from pipeline.data.prep import load_train_cache  # noqa: E402
+from pipeline.evaluation.evaluate import evaluate_run  # noqa: E402
 from pipeline.fileio import atomic_path, write_text  # noqa: E402
-from pipeline.inference.oof import load_oof  # noqa: E402
-from pipeline.inference.postprocess import to_masks  # noqa: E402
 
 HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs")
 
@@ -117,11 +113,8 @@ def report(run_dir: Path) -> Path:
     out = run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     curves = read_metrics(run_dir)
-    oof = load_oof(run_dir, load_train_cache(Path(cfg.data.data_dir)))
-    post_path = run_dir / "postprocess.json"
-    post = json.loads(post_path.read_text()) if post_path.exists() else {"best_threshold": 0.5, "best_min_area": 0}
-    masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant)
-    scores = per_image_scores(masks, oof.truth)
+    evaluated = evaluate_run(run_dir)
+    oof, masks, scores, post = evaluated["oof"], evaluated["masks"], evaluated["scores"], evaluated["postprocess"]
     sections = [("Learning curves", "learning_curves.png")]
     plot_learning_curves(curves, out / "learning_curves.png")
     if "curve" in post:
