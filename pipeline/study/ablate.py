@@ -4,7 +4,6 @@ infer and evaluate stages, then tabulate OOF and held-out test scores, speed and
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,13 +13,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from pipeline.competition.metric import per_image_scores  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.data.layout import Layout  # noqa: E402
-from pipeline.evaluation.evaluate import evaluate_run, read_masks  # noqa: E402
+from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission  # noqa: E402
 from pipeline.fileio import PipelineError, atomic_path, write_csv, write_text  # noqa: E402
 from pipeline.inference.infer import infer  # noqa: E402
-from pipeline.inference.postprocess import to_masks  # noqa: E402
+from pipeline.inference.submit import submit  # noqa: E402
 from pipeline.models.factory import build_model, count_parameters  # noqa: E402
 from pipeline.training.trainer import train  # noqa: E402
 
@@ -35,16 +33,11 @@ HEADS = {
 
 
 def test_score(run_dir: Path, truth_path: Path) -> float | None:
-    """Score of the run's post-processed test masks against a truth file (synthetic data only)."""
+    """Score of the run's submission (written by the submit stage) against a truth file (synthetic data only)."""
     if not truth_path.exists():
         return None
-    post = json.loads((run_dir / "postprocess.json").read_text())
-    probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
-    with open(run_dir / "test_ids.csv", newline="") as handle:
-        ids = [row["id"] for row in csv.DictReader(handle)]
-    truth = read_masks(truth_path)
-    masks = to_masks(probs, post["best_threshold"], post["best_min_area"], np.zeros(len(ids), bool))
-    return float(per_image_scores(masks, np.stack([truth[i] for i in ids])).mean())
+    submission = submit(run_dir, run_dir / "submissions")["path"]
+    return float(evaluate_submission(Path(submission), truth_path)["scores"].mean())
 
 
 def mean_train_speed(run_dir: Path) -> float:
