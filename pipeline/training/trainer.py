@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from pipeline.competition.metric import per_image_scores
-from pipeline.config import Config, config_from_dict, save_config, to_dict
+from pipeline.config import Config, load_run_config, save_config, to_dict
 from pipeline.data.dataset import SaltDataset, to_original_geometry
 from pipeline.data.folds import read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
@@ -45,10 +45,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
     """A run folder belongs to one config: refuse to mix two in it."""
     saved = run_dir / "config.yaml"
     if saved.exists():
-        import yaml
-
-        existing = config_from_dict(yaml.safe_load(saved.read_text()))
-        if to_dict(existing) != to_dict(cfg):
+        if to_dict(load_run_config(run_dir)) != to_dict(cfg):
             raise PipelineError(f"{saved} holds a different config; pick a new --run NAME, or pass the same config to continue this run")
     elif is_main:
         save_config(cfg, saved)
@@ -237,9 +234,7 @@ def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bo
         n_folds = number_of_folds(Path(cfg.data.folds_file))
         folds = list(range(n_folds)) if folds is None else folds
         results = []
-        for fold in folds:
-            if not 0 <= fold < n_folds:
-                raise PipelineError(f"fold {fold} is out of range: {cfg.data.folds_file} has folds 0..{n_folds - 1}")
+        for fold in folds:  # an out-of-range fold is refused by fold_split, before any work
             if fold_is_finished(cfg, run_dir / f"fold_{fold}"):
                 if ctx.is_main:
                     print(f"fold {fold}: already finished in {run_dir}, skipped", flush=True)
