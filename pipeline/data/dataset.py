@@ -68,10 +68,10 @@ def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torc
         before, after = pad_widths(cfg.input_size)
         resized = np.pad(images, ((0, 0), (before, after), (before, after)), mode="reflect")  # numpy 'reflect' = reflect-101
     grey = (resized.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
-    channels = [grey[:, None]]
-    for index in range(len(extra_channels(0.0, cfg))):
-        channels.append(np.stack([extra_channels(float(d), cfg)[index] for d in depth])[:, None])
-    return torch.from_numpy(np.concatenate(channels, axis=1))
+    if not (cfg.depth_channel or cfg.coord_channel):
+        return torch.from_numpy(grey[:, None])
+    extras = np.stack([np.stack(extra_channels(float(d), cfg)) for d in depth])  # (N, extra channels, S, S)
+    return torch.from_numpy(np.concatenate([grey[:, None], extras], axis=1))
 
 
 def build_augmentation(cfg: Config) -> A.Compose:
