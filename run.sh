@@ -37,13 +37,14 @@ main_job() {
   if [ $force = 1 ]; then stage prep --data "$DATA" --force; else stage prep --data "$DATA"; fi
   if [ $force = 1 ]; then stage folds --data "$DATA" --k 5 --force; else stage folds --data "$DATA" --k 5; fi
 
-  local preset=cpu-demo
-  if py -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then preset=gpu-full; fi
+  local gpus preset=cpu-demo
+  gpus=$(py -c "import torch; print(torch.cuda.device_count())")
+  [ "$gpus" -gt 0 ] && preset=gpu-full
   local run=${RUN:-$preset}
   [ $force = 1 ] && rm -rf "runs/$run"
-  if [ "$(py -c "import torch; print(torch.cuda.device_count())")" -gt 1 ]; then
-    echo; echo "== train (torchrun, $(py -c "import torch; print(torch.cuda.device_count())") GPUs) =="
-    py -m torch.distributed.run --standalone --nproc_per_node="$(py -c "import torch; print(torch.cuda.device_count())")" \
+  if [ "$gpus" -gt 1 ]; then
+    echo; echo "== train (torchrun, $gpus GPUs) =="
+    py -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
       -m pipeline -- train --config "$preset" --run "$run" --data "$DATA" --resume
   else
     stage train --config "$preset" --run "$run" --data "$DATA" --resume
