@@ -1,7 +1,9 @@
 """From cached arrays to network inputs: 101 px -> input_size (reflect-101 padding or resize), extra
-channels, albumentations augmentation seeded per (epoch, image) so any epoch can be replayed exactly."""
+channels, albumentations augmentation seeded per (seed, epoch, image) so any epoch can be replayed exactly."""
 
 from __future__ import annotations
+
+import random
 
 import albumentations as A
 import cv2
@@ -74,7 +76,8 @@ def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torc
     return torch.from_numpy(np.concatenate([grey[:, None], extras], axis=1))
 
 
-def build_augmentation(cfg: Config) -> A.Compose:
+def build_augmentation(cfg: Config, record: bool = False) -> A.Compose:
+    """The training augmentation; `record` adds the list of transforms that fired to each output (tests)."""
     aug = cfg.augment
     return A.Compose(
         [
@@ -87,8 +90,20 @@ def build_augmentation(cfg: Config) -> A.Compose:
                 p=aug.affine,
             ),
             A.RandomBrightnessContrast(brightness_limit=aug.brightness_limit, contrast_limit=aug.contrast_limit, p=aug.brightness_contrast),
-        ]
+        ],
+        save_applied_params=record,
     )
+
+
+def seed_augmentation(transform: A.Compose, seed: int, epoch: int, index: int) -> None:
+    """One numpy and one Python generator shared by every transform of the pipeline, seeded by (seed, epoch, index).
+
+    Compose.set_random_seed would give each transform its own identically seeded generator, so every
+    transform would draw the same numbers and fire together; shared generators draw in sequence."""
+    entropy = np.random.SeedSequence([seed, epoch, index])
+    numpy_generator = np.random.default_rng(entropy)
+    python_generator = random.Random(int(entropy.generate_state(1, np.uint64)[0]))
+    transform.set_random_state(numpy_generator, python_generator)
 
 
 class SaltDataset(Dataset):
@@ -109,7 +124,7 @@ class SaltDataset(Dataset):
         image = to_input_geometry(self.images[index], self.cfg.data)
         mask = None if self.masks is None else to_input_geometry(self.masks[index], self.cfg.data, is_mask=True).astype(np.uint8)
         if self.transform is not None:
-            self.transform.set_random_seed(self.cfg.train.seed * 1_000_003 + self.epoch * 100_003 + index)
+            seed_augmentation(self.transform, self.cfg.train.seed, self.epoch, index)
             out = self.transform(image=image, mask=mask) if mask is not None else self.transform(image=image)
             image, mask = out["image"], out.get("mask", mask)
         item = {"image": to_tensor(image, float(self.depth[index]), self.cfg.data)}

@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.data.dataset import SaltDataset, batch_inputs, to_input_geometry, to_original_geometry
+from pipeline.data.dataset import (
+    SaltDataset,
+    batch_inputs,
+    build_augmentation,
+    seed_augmentation,
+    to_input_geometry,
+    to_original_geometry,
+)
 
 
 @pytest.mark.parametrize("overrides", [["data.input_size=128", "data.resize=false"], ["data.input_size=64", "data.resize=true"]])
@@ -47,3 +54,34 @@ def test_augmentation_is_replayable_per_epoch_and_image():
     dataset.set_epoch(3)
     torch.testing.assert_close(dataset[2]["image"], first)
     assert not torch.equal(first, other)
+
+
+def _fired(cfg, n_items: int, epoch: int = 0) -> np.ndarray:
+    """(n_items, 3) booleans: which of hflip, affine, brightness/contrast fired for each item of an epoch."""
+    names = ["HorizontalFlip", "Affine", "RandomBrightnessContrast"]
+    transform = build_augmentation(cfg, record=True)
+    image, mask = np.zeros((64, 64), np.uint8), np.zeros((64, 64), np.uint8)
+    fired = np.zeros((n_items, 3), bool)
+    for index in range(n_items):
+        seed_augmentation(transform, cfg.train.seed, epoch, index)
+        applied = {name for name, _ in transform(image=image, mask=mask)["applied_transforms"]}
+        fired[index] = [name in applied for name in names]
+    return fired
+
+
+def test_augmentations_fire_independently_at_their_configured_rates():
+    cfg = load_config("smoke", ["augment.hflip=0.5", "augment.affine=0.5", "augment.brightness_contrast=0.3"])
+    fired = _fired(cfg, 2000)
+    rates = fired.mean(axis=0)
+    # binomial standard error at n=2000 is ~0.011: 0.04 is more than 3.5 of them
+    np.testing.assert_allclose(rates, [0.5, 0.5, 0.3], atol=0.04)
+    correlation = np.corrcoef(fired.T.astype(float))
+    off_diagonal = correlation[~np.eye(3, dtype=bool)]
+    assert np.abs(off_diagonal).max() < 0.08, correlation  # identically seeded generators give 1.0 (hflip, affine)
+    # every one of the 8 on/off combinations occurs, near its product probability
+    combos = np.bincount(fired @ np.array([1, 2, 4]), minlength=8) / len(fired)
+    expected = np.array([np.prod([r if (k >> j) & 1 else 1 - r for j, r in enumerate([0.5, 0.5, 0.3])]) for k in range(8)])
+    np.testing.assert_allclose(combos, expected, atol=0.03)
+    # the same (seed, epoch) replays exactly; another epoch draws differently
+    np.testing.assert_array_equal(_fired(cfg, 200), fired[:200])
+    assert not np.array_equal(_fired(cfg, 200, epoch=1), fired[:200])
