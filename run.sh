@@ -4,6 +4,8 @@
 #   ./run.sh test         the test suite
 #   ./run.sh STAGE ARGS   one stage: python -m pipeline STAGE ARGS
 #   ./run.sh --force      redo every stage (the data folder is left alone)
+#   ./run.sh gpus         the GPU count the main job will use (an error if nvidia-smi and torch disagree)
+#   PRESET=NAME ./run.sh  train with that preset (default: gpu-full with a GPU, cpu-demo without)
 set -euo pipefail
 cd "$(dirname "$0")"
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -25,6 +27,24 @@ setup() {
 }
 
 py() { .venv/bin/python "$@"; }
+
+# GPUs torch can use; fails loudly when nvidia-smi sees GPUs that torch cannot (driver too old for the
+# wheel's CUDA, a CPU-only torch): a silent CPU run of a GPU job would take days. PRESET=cpu-demo overrides.
+gpu_count() {
+  local torch_gpus smi_gpus=0
+  torch_gpus=$(py -c "import torch; print(torch.cuda.device_count())")
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    smi_gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  fi
+  if [ "$smi_gpus" -gt 0 ] && [ "$torch_gpus" -eq 0 ] && [ -z "${PRESET:-}" ]; then
+    local why
+    why=$(py -c "import torch; print(f'torch {torch.__version__} built for CUDA {torch.version.cuda}')")
+    echo "error: nvidia-smi lists $smi_gpus GPU(s) but torch sees none ($why; driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 1))." >&2
+    echo "       Install a torch build that matches the driver, or run PRESET=cpu-demo ./run.sh to train on the CPU anyway." >&2
+    exit 1
+  fi
+  echo "$torch_gpus"
+}
 stage() { echo; echo "== $* =="; py -m pipeline "$@"; }
 
 main_job() {
@@ -37,9 +57,10 @@ main_job() {
   if [ $force = 1 ]; then stage prep --data "$DATA" --force; else stage prep --data "$DATA"; fi
   if [ $force = 1 ]; then stage folds --data "$DATA" --k 5 --force; else stage folds --data "$DATA" --k 5; fi
 
-  local gpus preset=cpu-demo
-  gpus=$(py -c "import torch; print(torch.cuda.device_count())")
-  [ "$gpus" -gt 0 ] && preset=gpu-full
+  local gpus preset
+  gpus=$(gpu_count)
+  preset=${PRESET:-$([ "$gpus" -gt 0 ] && echo gpu-full || echo cpu-demo)}
+  echo; echo "== preset: $preset ($gpus GPU(s) visible to torch) =="
   local run=${RUN:-$preset}
   [ $force = 1 ] && rm -rf "runs/$run"
   if [ "$gpus" -gt 1 ]; then
@@ -85,8 +106,12 @@ case "${1:-}" in
     setup
     main_job "${1:-}"
     ;;
+  gpus)
+    setup
+    gpu_count
+    ;;
   -h|--help)
-    sed -n '2,6p' "$0"
+    sed -n '2,8p' "$0"
     ;;
   *)
     setup

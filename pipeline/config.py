@@ -86,11 +86,15 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 40
-    batch_size: int = 32
+    batch_size: int = 32  # global: split evenly over DDP ranks, so N GPUs run the same recipe as one
     num_workers: int = 0
     seed: int = 42
-    amp: bool = True  # CUDA only
+    device: str = "auto"  # auto (a GPU when torch sees one) | cpu | cuda
+    amp: bool = True  # CUDA only: bf16 on GPUs with native bf16 (compute capability >= 8.0), fp16 + GradScaler before
     channels_last: bool = True
+    deterministic: bool = False  # CUDA: deterministic kernels, no cudnn.benchmark (bit-exact resume; slower)
+    checkpoint_every: int = 1  # write last.pt every k epochs (and after the last one)
+    sync_every: int = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
     max_steps_per_epoch: int | None = None
 
 
@@ -122,6 +126,7 @@ CHOICES = {
     "model.head.modulation": {"image", "channel"},
     "model.head.inference_plasticity": {"frozen", "adapt"},
     "optim.name": {"adamw", "sgd"},
+    "train.device": {"auto", "cpu", "cuda"},
     "optim.schedule": {"cosine", "restarts"},
     "infer.tta": {"none", "hflip"},  # each listed view (pipeline/models/predict.py)
 }

@@ -107,15 +107,23 @@ def seed_augmentation(transform: A.Compose, seed: int, epoch: int, index: int) -
 
 
 class SaltDataset(Dataset):
-    """Items are dicts: image (C,S,S) float32, and with masks: mask (1,S,S) float32, empty (scalar float32)."""
+    """Items are dicts: image (C,S,S) float32, and with masks: mask (1,S,S) float32, empty (scalar float32),
+    and with `with_original_mask` the 101x101 mask the competition metric compares against (bool)."""
 
-    def __init__(self, images: np.ndarray, depth: np.ndarray, cfg: Config, masks: np.ndarray | None = None, augment: bool = False):
+    def __init__(self, images: np.ndarray, depth: np.ndarray, cfg: Config, masks: np.ndarray | None = None, augment: bool = False,
+                 with_original_mask: bool = False):
         self.images, self.depth, self.masks, self.cfg = images, depth, masks, cfg
         self.transform = build_augmentation(cfg) if augment else None
-        self.epoch = 0
+        self.with_original_mask = with_original_mask and masks is not None
+        # in shared memory, so persistent DataLoader workers see the epoch the main process sets
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -131,4 +139,6 @@ class SaltDataset(Dataset):
         if mask is not None:
             item["mask"] = torch.from_numpy(mask[None].astype(np.float32))
             item["empty"] = torch.tensor(float(self.masks[index].sum() == 0))
+        if self.with_original_mask:
+            item["original_mask"] = torch.from_numpy(np.asarray(self.masks[index], dtype=bool))
         return item

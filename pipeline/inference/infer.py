@@ -10,16 +10,13 @@ import torch
 
 from pipeline.config import load_run_config
 from pipeline.data.prep import load_test_cache, load_train_cache
+from pipeline.devices import choose_device
 from pipeline.fileio import PipelineError, save_npy, write_csv, write_json
 from pipeline.inference.oof import load_oof
 from pipeline.inference.postprocess import tune
 from pipeline.models.factory import build_model
 from pipeline.models.predict import predict_probs
 from pipeline.training.checkpoint import load_checkpoint, load_model_state
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -59,7 +56,7 @@ def infer(run_dir: Path, force: bool = False) -> dict:
     post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas)
     post["oof_images"] = int(len(oof.ids))
     started = time.perf_counter()
-    probs = ensemble_probs(run_dir, test.images, test.depth, default_device())
+    probs = ensemble_probs(run_dir, test.images, test.depth, choose_device(cfg.train.device))
     seconds = time.perf_counter() - started
     save_npy(run_dir / "test_probs.npy", probs.astype(np.float16))
     write_csv(run_dir / "test_ids.csv", ["id"], [[i] for i in test.ids])

@@ -14,6 +14,7 @@ co-activation S (B,C,K), post power s (B,1,K), modulation M (B,1,1) or (B,1,K), 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -207,3 +208,17 @@ class PlasticHead(nn.Module):
 
 def plastic_heads(model: nn.Module) -> list[PlasticHead]:
     return [module for module in model.modules() if isinstance(module, PlasticHead)]
+
+
+@contextlib.contextmanager
+def lifetime_preserved(model: nn.Module):
+    """Within the block the lifetime traces may adapt (inference_plasticity: adapt); on leaving, they are
+    restored to what they were, so validation and OOF prediction never change what training learned."""
+    saved = [(head, head.lifetime_hebb.clone(), head.lifetime_eligibility.clone()) for head in plastic_heads(model) if head.uses_lifetime]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for head, hebb, eligibility in saved:
+                head.lifetime_hebb.copy_(hebb)
+                head.lifetime_eligibility.copy_(eligibility)

@@ -7,6 +7,7 @@ import torch
 
 from pipeline.config import Config
 from pipeline.data.dataset import batch_inputs, to_original_geometry
+from pipeline.devices import autocast
 from pipeline.fileio import PipelineError
 
 TTA_VIEWS = ("none", "hflip")  # config.py checks infer.tta against these
@@ -18,12 +19,6 @@ def _apply_view(batch: torch.Tensor, view: str) -> torch.Tensor:
     if view == "hflip":
         return torch.flip(batch, dims=[-1])
     raise ValueError(f"unknown TTA view {view!r}; choose from {TTA_VIEWS}")
-
-
-def autocast_for(device: torch.device, cfg: Config):
-    enabled = device.type == "cuda" and cfg.train.amp
-    dtype = torch.bfloat16 if enabled and torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
 
 
 @torch.no_grad()
@@ -40,7 +35,7 @@ def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, dev
         inputs = inputs.contiguous(memory_format=memory_format)
         total = None
         for view in views:
-            with autocast_for(device, cfg):
+            with autocast(device, cfg.train.amp):
                 logits, _ = model(_apply_view(inputs, view))
             probs = _apply_view(torch.sigmoid(logits.float()), view)
             total = probs if total is None else total + probs

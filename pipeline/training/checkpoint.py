@@ -1,4 +1,5 @@
-"""Checkpoints: everything needed to continue a fold exactly, written atomically."""
+"""Checkpoints: `last.pt` holds everything needed to continue a fold exactly (every rank's RNG included);
+`best.pt` holds the model alone. Both are written atomically."""
 
 from __future__ import annotations
 
@@ -12,36 +13,25 @@ from pipeline.config import Config, to_dict
 from pipeline.fileio import PipelineError, torch_save
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
+    """This process's generators: Python, numpy, torch CPU and, on a GPU, this process's own GPU."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def restore_rng(state: dict) -> None:
+def restore_rng(state: dict, device: torch.device) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def save_checkpoint(path: Path, cfg: Config, model, optimizer, scheduler, scaler, epoch: int, best: dict, history: list) -> None:
-    torch_save(
-        path,
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": epoch,  # epochs completed
-            "best": best,
-            "history": history,
-            "rng": rng_state(),
-            "config": to_dict(cfg),
-        },
-    )
+def save_checkpoint(path: Path, cfg: Config, contents: dict) -> None:
+    """`contents` (model state and whatever else resume needs) plus the config that made it."""
+    torch_save(path, {**contents, "config": to_dict(cfg)})
 
 
 def load_checkpoint(path: Path, cfg: Config | None = None) -> dict:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from pipeline.devices import choose_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -25,16 +27,14 @@ class DistContext:
         return self.rank == 0
 
 
-def setup() -> DistContext:
+def setup(device_preference: str = "auto") -> DistContext:
     """Read torchrun's environment; start the process group when there is more than one process."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
+    device = choose_device(device_preference, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return DistContext(rank, world_size, local_rank, device)
@@ -60,6 +60,15 @@ def all_gather_floats(value: float, ctx: DistContext) -> list[float]:
     gathered = [torch.zeros_like(tensor) for _ in range(ctx.world_size)]
     dist.all_gather(gathered, tensor)
     return [float(t) for t in gathered]
+
+
+def all_gather_objects(value, ctx: DistContext) -> list:
+    """Every rank's `value` (any picklable object), in rank order, on every rank."""
+    if not ctx.enabled:
+        return [value]
+    gathered = [None] * ctx.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def barrier(ctx: DistContext) -> None:

@@ -1,13 +1,18 @@
 """`train`: per-fold training with validation on the competition metric, best/last checkpoints, exact
-resume, OOF predictions from the best checkpoint, AMP on CUDA and DDP under torchrun."""
+resume, OOF predictions, AMP on CUDA and DDP under torchrun.
+
+A fold's state lives in one `FoldTraining` object (model, optimizer, scheduler, scaler, epoch, best, history)
+with one method per concern; checkpointing, the metrics log and the console line are epoch-end callbacks."""
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -19,12 +24,13 @@ from pipeline.config import Config, load_run_config, save_config, to_dict
 from pipeline.data.dataset import SaltDataset, to_original_geometry
 from pipeline.data.folds import read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
+from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
 from pipeline.fileio import PipelineError, save_npy, write_csv
 from pipeline.models.factory import build_model
-from pipeline.models.plastic import plastic_heads
-from pipeline.models.predict import autocast_for, predict_probs
+from pipeline.models.plastic import lifetime_preserved, plastic_heads
+from pipeline.models.predict import predict_probs
 from pipeline.training import distributed
-from pipeline.training.checkpoint import load_checkpoint, load_model_state, restore_rng, save_checkpoint
+from pipeline.training.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
 from pipeline.training.losses import SaltLoss
 from pipeline.training.schedule import build_optimizer, build_scheduler
 
@@ -66,145 +72,277 @@ def number_of_folds(folds_file: Path) -> int:
     return max(read_folds(folds_file).values()) + 1
 
 
-def _validate(model, loader, criterion, cfg: Config, epoch: int, device, ctx):
-    """Sum of loss, count, and per-image metric sum over this rank's shard, reduced over ranks."""
-    model.eval()
-    totals = torch.zeros(3, dtype=torch.float64, device=device)
-    with torch.no_grad():
-        for batch in loader:
-            images, masks = batch["image"].to(device), batch["mask"].to(device)
-            with autocast_for(device, cfg):
-                logits, empty_logit = model(images)
-            loss = criterion(logits, masks, empty_logit, batch["empty"].to(device), epoch)
-            probs = to_original_geometry(torch.sigmoid(logits.float()), cfg.data)
-            truth = to_original_geometry(masks, cfg.data) > 0.5
-            scores = per_image_scores((probs > 0.5).cpu().numpy(), truth.cpu().numpy())
-            totals += torch.tensor([float(loss) * len(images), len(images), scores.sum()], dtype=torch.float64, device=device)
-    distributed.all_reduce_sum(totals)
-    loss_sum, count, score_sum = totals.tolist()
-    return loss_sum / max(count, 1), score_sum / max(count, 1)
+def rank_batch_size(cfg: Config, world_size: int, n_train: int) -> int:
+    """train.batch_size is the global batch: each of the ranks takes an equal share of it."""
+    if cfg.train.batch_size % world_size:
+        raise PipelineError(
+            f"config: train.batch_size {cfg.train.batch_size} does not split evenly over {world_size} processes; "
+            f"use a multiple of {world_size} (it is the global batch)"
+        )
+    return min(cfg.train.batch_size // world_size, max(1, n_train // world_size))
 
 
-def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext, resume: bool = False, stop_after_epoch: int | None = None) -> dict:
-    """Train one fold; returns its best score. `stop_after_epoch` simulates an interruption (tests)."""
-    fold_dir = run_dir / f"fold_{fold}"
-    last_path, best_path = fold_dir / "last.pt", fold_dir / "best.pt"
+def needs_unused_parameter_search(cfg: Config) -> bool:
+    """DDP must be told when a parameter can go without a gradient in a step."""
+    single_step_head = cfg.model.head.rule != "none" and cfg.model.head.steps == 1  # eta only shapes the lifetime trace
+    idle_aux_head = cfg.model.aux_head and cfg.loss.aux_weight == 0
+    return single_step_head or idle_aux_head
+
+
+def _worker_init(_worker_id: int) -> None:
+    cv2.setNumThreads(1)  # each loader worker is one thread of augmentation; OpenCV would start one per core
+
+
+class InterruptTraining(Exception):
+    """Raised by a callback to stop a fold after an epoch; last.pt holds that epoch."""
+
+
+@dataclass
+class FoldTraining:
+    """Everything one fold's training owns, and one method per concern."""
+
+    cfg: Config
+    fold: int
+    fold_dir: Path
+    ctx: distributed.DistContext
+    model: torch.nn.Module
+    train_set: SaltDataset
+    loader: DataLoader
+    val_loader: DataLoader
+    steps_per_epoch: int
+    epoch: int = 0  # epochs completed
+    best: dict = field(default_factory=lambda: {"score": -1.0, "epoch": -1})
+    history: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        cfg, device = self.cfg, self.ctx.device
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, cfg.train.amp))
+        self.criterion = SaltLoss(cfg.loss)
+        self.heads = plastic_heads(self.model)
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.net = (
+            DistributedDataParallel(self.model, find_unused_parameters=needs_unused_parameter_search(cfg)) if self.ctx.enabled else self.model
+        )
+        # DDP broadcasts rank 0's buffers (BatchNorm statistics) each forward; lifetime traces are all-reduced
+        # by the heads after each step, so every rank holds the same trace either way
+        self.reduce = distributed.all_reduce_mean if self.ctx.enabled else None
+
+    @property
+    def last_path(self) -> Path:
+        return self.fold_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.fold_dir / "best.pt"
+
+    # ----- resume -----------------------------------------------------------------------------------
+    def resume_state(self) -> dict:
+        """This rank's part of last.pt: every rank's RNG state is gathered so each rank resumes its own."""
+        rng = distributed.all_gather_objects(rng_state(self.ctx.device), self.ctx)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "history": self.history,
+            "rng": rng,  # one entry per rank
+        }
+
+    def resume(self) -> None:
+        state = load_checkpoint(self.last_path, self.cfg)
+        load_model_state(self.model, state, self.last_path)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])  # else: saved by a disabled scaler (bf16/CPU), start afresh
+        self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
+        saved_rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        if len(saved_rng) == self.ctx.world_size:
+            restore_rng(saved_rng[self.ctx.rank], self.ctx.device)
+        else:  # another process count: the data order is still exact (sampler and augmentation are seeded by epoch)
+            seed_everything(self.cfg.train.seed + self.fold + 1_000_003 * self.ctx.rank + 7919 * self.epoch)
+            if self.ctx.is_main:
+                print(f"fold {self.fold}: {self.last_path} was written by {len(saved_rng)} processes, resuming with "
+                      f"{self.ctx.world_size}: random generators reseeded (dropout draws differ from an unbroken run)", flush=True)
+
+    # ----- one epoch ----------------------------------------------------------------------------------
+    def train_epoch(self) -> dict:
+        cfg, device, epoch = self.cfg, self.ctx.device, self.epoch
+        if epoch > 0 and cfg.model.head.lifetime_reset_each_epoch:
+            for head in self.heads:
+                head.reset_lifetime()
+        self.loader.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        self.net.train()
+        learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step
+        started = time.perf_counter()
+        # losses stay on the device and are checked every sync_every steps: no GPU->CPU wait per step
+        sync_every = cfg.train.sync_every if device.type == "cuda" else 1
+        step_losses, seen = [], 0
+        progress = tqdm(self.loader, total=self.steps_per_epoch, desc=f"fold {self.fold} epoch {epoch + 1}/{cfg.train.epochs}",
+                        disable=None if self.ctx.is_main else True, leave=False, mininterval=2)
+        for step, batch in enumerate(progress):
+            if step >= self.steps_per_epoch:
+                break
+            images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            masks = batch["mask"].to(device, non_blocking=True)
+            with autocast(device, cfg.train.amp):
+                logits, empty_logit = self.net(images)
+            loss = self.criterion(logits, masks, empty_logit, batch["empty"].to(device, non_blocking=True), epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            for head in self.heads:
+                head.consolidate(self.reduce)
+            step_losses.append(loss.detach())
+            seen += len(images)
+            if len(step_losses) % sync_every == 0:
+                self._check_finite(step_losses, first=len(step_losses) - sync_every)
+                if progress.disable is False:
+                    progress.set_postfix(loss=f"{float(torch.stack(step_losses).mean()):.4f}", refresh=False)
+        self._check_finite(step_losses, first=len(step_losses) - len(step_losses) % sync_every)
+        elapsed = time.perf_counter() - started
+        train_loss = float(torch.stack(step_losses).mean()) if step_losses else float("nan")
+        return {"lr": learning_rate, "train_loss": train_loss, "train_img_per_s": seen * self.ctx.world_size / max(elapsed, 1e-9), "seconds": elapsed}
+
+    def _check_finite(self, step_losses: list, first: int) -> None:
+        """Raise on the first non-finite loss among steps first.. (one device sync)."""
+        if first >= len(step_losses):
+            return
+        finite = torch.isfinite(torch.stack(step_losses[first:]))
+        if not bool(finite.all()):
+            step = first + int((~finite).nonzero()[0, 0])
+            raise PipelineError(
+                f"fold {self.fold} epoch {self.epoch + 1} step {step + 1}: loss is {float(step_losses[step])} (plasticity or the learning rate "
+                f"diverged); {self.last_path} still holds the last good epoch. Lower optim.lr or model.head.eta_init and --resume"
+            )
+
+    def validate(self) -> tuple[float, float]:
+        """Mean loss and competition metric over the validation images, at 101x101 against the original masks.
+
+        The lifetime trace is left as training left it (inference_plasticity: adapt would otherwise learn
+        from the validation images)."""
+        cfg, device = self.cfg, self.ctx.device
+        self.net.eval()
+        totals = torch.zeros(3, dtype=torch.float64, device=device)
+        with torch.no_grad(), lifetime_preserved(self.model):
+            for batch in self.val_loader:
+                images, masks = batch["image"].to(device), batch["mask"].to(device)
+                with autocast(device, cfg.train.amp):
+                    logits, empty_logit = self.net(images)
+                loss = self.criterion(logits, masks, empty_logit, batch["empty"].to(device), self.epoch)
+                probs = to_original_geometry(torch.sigmoid(logits.float()), cfg.data)
+                scores = per_image_scores((probs > 0.5).cpu().numpy(), batch["original_mask"].numpy())
+                totals += torch.tensor([float(loss) * len(images), len(images), scores.sum()], dtype=torch.float64, device=device)
+        distributed.all_reduce_sum(totals)
+        loss_sum, count, score_sum = totals.tolist()
+        return loss_sum / max(count, 1), score_sum / max(count, 1)
+
+    def run_epoch(self) -> dict:
+        row = {"epoch": self.epoch + 1, **self.train_epoch()}
+        row["val_loss"], row["val_metric"] = self.validate()
+        for head in self.heads:
+            row.update(head.statistics())
+        self.epoch += 1
+        self.history.append(row)
+        improved = row["val_metric"] > self.best["score"]
+        if improved:
+            self.best = {"score": row["val_metric"], "epoch": self.epoch}
+        return {**row, "improved": improved}  # the callbacks' view; history keeps numbers only
+
+
+# ----- epoch-end callbacks: (training, row) -> None; rank 0 writes ------------------------------------------
+def write_checkpoints(training: FoldTraining, row: dict) -> None:
+    cfg = training.cfg
+    due = training.epoch % cfg.train.checkpoint_every == 0 or training.epoch == cfg.train.epochs
+    resume_state = training.resume_state() if due else None  # collective: every rank takes part
+    if not training.ctx.is_main:
+        return
+    if row["improved"]:  # the model alone: best.pt is for prediction, last.pt for resuming
+        save_checkpoint(training.best_path, cfg, {"model": training.model.state_dict(), "epoch": training.epoch, "best": training.best})
+    if due:
+        save_checkpoint(training.last_path, cfg, resume_state)
+
+
+def write_metrics(training: FoldTraining, row: dict) -> None:
+    if training.ctx.is_main:
+        history = training.history
+        columns = list(dict.fromkeys(key for entry in history for key in entry))
+        write_csv(training.fold_dir / "metrics.csv", columns, [[entry.get(c, "") for c in columns] for entry in history])
+
+
+def print_epoch(training: FoldTraining, row: dict) -> None:
+    if training.ctx.is_main:
+        print(
+            f"fold {training.fold} epoch {row['epoch']}/{training.cfg.train.epochs}: train_loss {row['train_loss']:.4f} "
+            f"val_loss {row['val_loss']:.4f} val_metric {row['val_metric']:.4f}{' *' if row['improved'] else ''} "
+            f"{row['train_img_per_s']:.0f} img/s {row['seconds']:.1f}s",
+            flush=True,
+        )
+
+
+EPOCH_END: tuple[Callable, ...] = (write_checkpoints, write_metrics, print_epoch)
+
+
+def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext) -> FoldTraining:
     split = fold_split(train, Path(cfg.data.folds_file), fold)
     device = ctx.device
-    seed_everything(cfg.train.seed + fold)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
+    configure_determinism(device, cfg.train.deterministic)
+    seed_everything(cfg.train.seed + fold)  # the same initial weights on every rank (and for every head)
     model = build_model(cfg).to(device)
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = model.to(memory_format=memory_format)
-    train_set = SaltDataset(train.images[split.train_index], train.depth[split.train_index], cfg, train.masks[split.train_index], augment=True)
-    val_images, val_depth, val_masks = train.images[split.val_index], train.depth[split.val_index], train.masks[split.val_index]
-    val_set = SaltDataset(val_images, val_depth, cfg, val_masks)
+    model = model.to(memory_format=torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
+    if ctx.rank:
+        seed_everything(cfg.train.seed + fold + 1_000_003 * ctx.rank)  # each rank draws its own dropout masks
+    index = split.train_index
+    train_set = SaltDataset(train.images[index], train.depth[index], cfg, train.masks[index], augment=True)
+    val_set = SaltDataset(train.images[split.val_index], train.depth[split.val_index], cfg, train.masks[split.val_index], with_original_mask=True)
     sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.train.seed + fold, drop_last=True)
-    batch_size = min(cfg.train.batch_size, len(train_set) // ctx.world_size)
-    loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=cfg.train.num_workers, pin_memory=device.type == "cuda")
+    workers = cfg.train.num_workers
+    loader_options = {"num_workers": workers, "pin_memory": device.type == "cuda"}
+    if workers:
+        loader_options.update(persistent_workers=True, worker_init_fn=_worker_init)
+    loader = DataLoader(train_set, batch_size=rank_batch_size(cfg, ctx.world_size, len(train_set)), sampler=sampler, drop_last=True, **loader_options)
     val_shard = torch.utils.data.Subset(val_set, list(range(ctx.rank, len(val_set), ctx.world_size)))
-    val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, num_workers=cfg.train.num_workers)
-    steps_per_epoch = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
+    val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, **loader_options)
+    steps = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
+    return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, model, train_set, loader, val_loader, steps)
 
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, steps_per_epoch, cfg.train.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and cfg.train.amp and not torch.cuda.is_bf16_supported())
-    criterion = SaltLoss(cfg.loss)
-    start_epoch, best, history = 0, {"score": -1.0, "epoch": -1}, []
-    if resume and last_path.exists():
-        state = load_checkpoint(last_path, cfg)
-        load_model_state(model, state, last_path)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, best, history = state["epoch"], state["best"], state["history"]
-        restore_rng(state["rng"])
-    elif last_path.exists() and not resume:
-        raise PipelineError(f"{last_path} exists: pass --resume to continue fold {fold}, or use a new --run NAME")
 
-    # DDP broadcasts rank 0's buffers (BatchNorm statistics) each forward; lifetime traces are all-reduced
-    # by the heads after each step, so every rank holds the same trace either way
-    # with one plastic step, eta only shapes the lifetime trace (under no_grad): DDP must expect it unused
-    single_step = cfg.model.head.rule != "none" and cfg.model.head.steps == 1
-    net = DistributedDataParallel(model, find_unused_parameters=single_step) if ctx.enabled else model
-    heads = plastic_heads(model)
-    reduce = distributed.all_reduce_mean if ctx.enabled else None
-    for epoch in range(start_epoch, cfg.train.epochs):
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
-            return {"fold": fold, "stopped_at": epoch}
-        if epoch > 0 and cfg.model.head.lifetime_reset_each_epoch:
-            for head in heads:
-                head.reset_lifetime()
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        net.train()
-        started, loss_sum, seen = time.perf_counter(), 0.0, 0
-        # disable=None: a bar on a terminal, nothing in a log file
-        progress = tqdm(loader, total=steps_per_epoch, desc=f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}",
-                        disable=None if ctx.is_main else True, leave=False, mininterval=2)
-        for step, batch in enumerate(progress):
-            if step >= steps_per_epoch:
-                break
-            images = batch["image"].to(device, non_blocking=True).contiguous(memory_format=memory_format)
-            masks = batch["mask"].to(device, non_blocking=True)
-            with autocast_for(device, cfg):
-                logits, empty_logit = net(images)
-            loss = criterion(logits, masks, empty_logit, batch["empty"].to(device), epoch)
-            if not torch.isfinite(loss):
-                raise PipelineError(
-                    f"fold {fold} epoch {epoch + 1} step {step + 1}: loss is {float(loss.detach())} (plasticity or the learning rate diverged); "
-                    f"{last_path} still holds the last good epoch. Lower optim.lr or model.head.eta_init and --resume"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            for head in heads:
-                head.consolidate(reduce)
-            loss_sum += float(loss.detach()) * len(images)
-            seen += len(images)
-            progress.set_postfix(loss=f"{loss_sum / seen:.4f}", refresh=False)
-        elapsed = time.perf_counter() - started
-        val_loss, val_metric = _validate(net, val_loader, criterion, cfg, epoch, device, ctx)
-        row = {
-            "epoch": epoch + 1,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": loss_sum / max(seen, 1),
-            "val_loss": val_loss,
-            "val_metric": val_metric,
-            "train_img_per_s": seen * ctx.world_size / max(elapsed, 1e-9),
-            "seconds": elapsed,
-        }
-        for head in heads:
-            row.update(head.statistics())
-        history.append(row)
-        improved = val_metric > best["score"]
-        if improved:
-            best = {"score": val_metric, "epoch": epoch + 1}
-        if ctx.is_main:
-            if improved:
-                save_checkpoint(best_path, cfg, model, optimizer, scheduler, scaler, epoch + 1, best, history)
-            save_checkpoint(last_path, cfg, model, optimizer, scheduler, scaler, epoch + 1, best, history)
-            columns = list(dict.fromkeys(key for entry in history for key in entry))
-            write_csv(fold_dir / "metrics.csv", columns, [[entry.get(c, "") for c in columns] for entry in history])
-            print(
-                f"fold {fold} epoch {epoch + 1}/{cfg.train.epochs}: train_loss {row['train_loss']:.4f} val_loss {val_loss:.4f} "
-                f"val_metric {val_metric:.4f}{' *' if improved else ''} {row['train_img_per_s']:.0f} img/s {elapsed:.1f}s",
-                flush=True,
-            )
+def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext, resume: bool = False,
+               callbacks: tuple[Callable, ...] = ()) -> dict:
+    """Train one fold; returns its best score. `callbacks` run after the built-in ones at each epoch's end."""
+    training = build_fold_training(cfg, run_dir, fold, train, ctx)
+    if training.last_path.exists():
+        if not resume:
+            raise PipelineError(f"{training.last_path} exists: pass --resume to continue fold {fold}, or use a new --run NAME")
+        training.resume()
+    started_at = training.epoch
+    while training.epoch < cfg.train.epochs:
+        row = training.run_epoch()
+        for callback in EPOCH_END + tuple(callbacks):
+            callback(training, row)
         distributed.barrier(ctx)
+    finish_fold(training, train, fold_split(train, Path(cfg.data.folds_file), fold))
+    return {"fold": fold, "best_score": training.best["score"], "best_epoch": training.best["epoch"], "epochs_run": cfg.train.epochs - started_at}
 
-    checksums = distributed.all_gather_floats(sum(float(p.detach().double().sum()) for p in model.parameters()), ctx)
+
+def finish_fold(training: FoldTraining, train: TrainSet, split: FoldData) -> None:
+    """Check that every rank holds the same parameters and buffers, then write the OOF predictions."""
+    ctx, fold_dir = training.ctx, training.fold_dir
+    tensors = list(training.model.parameters()) + list(training.model.buffers())
+    checksums = distributed.all_gather_floats(sum(float(t.detach().double().sum()) for t in tensors), ctx)
     if ctx.is_main:
         if len(set(checksums)) != 1:
-            raise PipelineError(f"fold {fold}: ranks ended with different weights (checksums {checksums}); DDP lost sync")
+            raise PipelineError(f"fold {training.fold}: ranks ended with different weights (checksums {checksums}); DDP lost sync")
         write_csv(fold_dir / "ranks.csv", ["rank", "weight_checksum"], list(enumerate(checksums)))
-        write_oof(cfg, fold_dir, model, train, split, device)
+        write_oof(training.cfg, fold_dir, training.model, train, split, ctx.device)
     distributed.barrier(ctx)
-    return {"fold": fold, "best_score": best["score"], "best_epoch": best["epoch"]}
 
 
 def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldData, device) -> None:
@@ -213,7 +351,8 @@ def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldDa
     state = load_checkpoint(best_path, cfg)
     load_model_state(model, state, best_path)
     index = split.val_index
-    probs = predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+    with lifetime_preserved(model):
+        probs = predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
     write_csv(fold_dir / "oof_ids.csv", ["id"], [[i] for i in train.ids[index]])
     save_npy(fold_dir / "oof.npy", probs.astype(np.float16))
 
@@ -224,9 +363,9 @@ def fold_is_finished(cfg: Config, fold_dir: Path) -> bool:
     return load_checkpoint(fold_dir / "last.pt")["epoch"] >= cfg.train.epochs
 
 
-def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bool = False, stop_after_epoch: int | None = None) -> list[dict]:
+def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bool = False, callbacks: tuple[Callable, ...] = ()) -> list[dict]:
     """Train the given folds (all when None) of a run; finished folds are skipped."""
-    ctx = distributed.setup()
+    ctx = distributed.setup(cfg.train.device)
     try:
         prepare_run_dir(cfg, run_dir, ctx.is_main)
         distributed.barrier(ctx)
@@ -240,7 +379,7 @@ def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bo
                     print(f"fold {fold}: already finished in {run_dir}, skipped", flush=True)
                 results.append({"fold": fold, "skipped": True})
                 continue
-            results.append(train_fold(cfg, run_dir, fold, train_set, ctx, resume, stop_after_epoch))
+            results.append(train_fold(cfg, run_dir, fold, train_set, ctx, resume, callbacks))
         return results
     finally:
         distributed.teardown(ctx)

@@ -85,3 +85,20 @@ def test_augmentations_fire_independently_at_their_configured_rates():
     # the same (seed, epoch) replays exactly; another epoch draws differently
     np.testing.assert_array_equal(_fired(cfg, 200), fired[:200])
     assert not np.array_equal(_fired(cfg, 200, epoch=1), fired[:200])
+
+
+def test_persistent_workers_follow_the_epoch_set_in_the_main_process():
+    cfg = load_config("smoke", ["augment.affine=1.0"])
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (8, 101, 101), dtype=np.uint8)
+    dataset = SaltDataset(images, np.zeros(8), cfg, images > 128, augment=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, num_workers=2, persistent_workers=True)
+    seen = []
+    for epoch in (0, 1):
+        dataset.set_epoch(epoch)
+        seen.append(torch.cat([batch["image"] for batch in loader]))
+    reference = SaltDataset(images, np.zeros(8), cfg, images > 128, augment=True)
+    for epoch in (0, 1):
+        reference.set_epoch(epoch)
+        torch.testing.assert_close(seen[epoch], torch.stack([reference[i]["image"] for i in range(8)]))
+    assert not torch.equal(seen[0], seen[1])

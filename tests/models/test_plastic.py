@@ -236,3 +236,37 @@ def test_hebb_and_oja_coincide_for_two_steps_from_a_zero_trace_and_part_at_three
             outputs[rule, steps] = head(features)
     torch.testing.assert_close(outputs["hebb", 2], outputs["oja", 2])
     assert not torch.allclose(outputs["hebb", 3], outputs["oja", 3])
+
+
+def _consolidate_on_two_ranks(rank: int, init_file: str, features, out_file: str) -> None:
+    import torch.distributed as dist
+
+    from pipeline.training.distributed import all_reduce_mean
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    head = make_head("hebb", episode="lifetime")
+    head.train()
+    head(features[rank])
+    head.consolidate(all_reduce_mean)
+    torch.save(head.lifetime_hebb, f"{out_file}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_lifetime_update_under_ddp_is_the_mean_of_the_ranks_updates(tmp_path):
+    """Two gloo ranks, each with its own images: both end with the trace of the ranks' mean co-activation."""
+    torch.manual_seed(5)
+    features = torch.randn(2, 3, 6, 5, 5, dtype=torch.float64)  # rank r sees features[r], a batch of 3 (6 channels)
+    torch.multiprocessing.spawn(_consolidate_on_two_ranks, args=(str(tmp_path / "init"), features, str(tmp_path / "trace")), nprocs=2)
+    traces = [torch.load(tmp_path / f"trace.{rank}") for rank in (0, 1)]
+    assert torch.equal(traces[0], traces[1])
+    head = make_head("hebb", episode="lifetime")
+    head.train()
+    eta = float(head.eta.detach())
+    coactivations = []
+    for rank in (0, 1):
+        head(features[rank])
+        coactivations.append(head._pending[0])
+        head._pending = None
+    expected = eta * (coactivations[0] + coactivations[1]) / 2  # hebb from a zero trace: (1 - eta) 0 + eta mean(S)
+    torch.testing.assert_close(traces[0], expected, rtol=1e-6, atol=1e-9)
+    assert not torch.allclose(traces[0], eta * coactivations[0])  # the ranks' data really differed

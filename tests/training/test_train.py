@@ -20,23 +20,43 @@ def smoke(*overrides):
     return load_config("smoke", list(overrides))
 
 
-def test_resume_after_interruption_matches_an_unbroken_run(workdir):
-    cfg = smoke("model.head.episode=lifetime", "model.aux_head=true")
-    trainer.train(cfg, workdir / "runs" / "whole", folds=[0])
-    stopped = trainer.train(cfg, workdir / "runs" / "broken", folds=[0], stop_after_epoch=1)
-    assert stopped[0]["stopped_at"] == 1
+class EpochRecorder:
+    """An epoch-end callback that notes which epochs ran, and can interrupt after one."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.epochs, self.stop_after = [], stop_after
+
+    def __call__(self, training, row):
+        self.epochs.append(row["epoch"])
+        if self.stop_after is not None and row["epoch"] >= self.stop_after:
+            raise trainer.InterruptTraining
+
+
+def test_resume_runs_only_the_remaining_epochs_and_matches_an_unbroken_run(workdir):
+    # CPU even on a GPU host: bit-exact comparisons need the CPU's determinism
+    cfg = smoke("model.head.episode=lifetime", "model.aux_head=true", "train.epochs=3", "train.device=cpu")
+    whole_epochs = EpochRecorder()
+    trainer.train(cfg, workdir / "runs" / "whole", folds=[0], callbacks=(whole_epochs,))
+    assert whole_epochs.epochs == [1, 2, 3]
+    with pytest.raises(trainer.InterruptTraining):
+        trainer.train(cfg, workdir / "runs" / "broken", folds=[0], callbacks=(EpochRecorder(stop_after=1),))
     assert load_checkpoint(workdir / "runs" / "broken" / "fold_0" / "last.pt")["epoch"] == 1
     assert not (workdir / "runs" / "broken" / "fold_0" / "oof.npy").exists()
     with pytest.raises(PipelineError, match="--resume"):
         trainer.train(cfg, workdir / "runs" / "broken", folds=[0])
-    trainer.train(cfg, workdir / "runs" / "broken", folds=[0], resume=True)
+    resumed_epochs = EpochRecorder()
+    result = trainer.train(cfg, workdir / "runs" / "broken", folds=[0], resume=True, callbacks=(resumed_epochs,))
+    assert resumed_epochs.epochs == [2, 3] and result[0]["epochs_run"] == 2  # epoch 1 was not trained again
     whole = load_checkpoint(workdir / "runs" / "whole" / "fold_0" / "last.pt")
     resumed = load_checkpoint(workdir / "runs" / "broken" / "fold_0" / "last.pt")
     assert whole["model"].keys() == resumed["model"].keys()
     assert "unet.segmentation_head.lifetime_hebb" in whole["model"]
     for key, value in whole["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
-    assert whole["history"][-1]["val_metric"] == resumed["history"][-1]["val_metric"]
+    timing = {"seconds", "train_img_per_s"}
+    assert [{k: v for k, v in row.items() if k not in timing} for row in whole["history"]] == [
+        {k: v for k, v in row.items() if k not in timing} for row in resumed["history"]
+    ]
 
 
 def test_outputs_of_a_fold(workdir):
@@ -88,16 +108,28 @@ def test_checkpoint_from_a_different_model_config(workdir):
         load_checkpoint(workdir / "runs" / "z" / "fold_0" / "best.pt", smoke("model.head.rule=oja"))
 
 
-def test_two_process_gloo_ddp_ends_with_identical_weights(workdir):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "pipeline", "--", "train",
-               "--config", "smoke", "--run", "ddp", "--fold", "0", "--set", "model.head.episode=lifetime"]
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+def test_two_process_gloo_ddp_ranks_see_different_shards_and_end_identical(workdir):
+    """Every parameter and buffer (BatchNorm statistics, lifetime traces) equal on both ranks after every epoch,
+    with an aux head that gets no gradient (aux_weight 0: DDP must be told about unused parameters)."""
+    overrides = ["model.head.episode=lifetime", "model.aux_head=true", "loss.aux_weight=0", "train.device=cpu"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(REPO_ROOT / "tests" / "training" / "ddp_worker.py"), str(workdir / "runs" / "ddp"), *overrides]
+    (workdir / "runs" / "ddp").mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), CUDA_VISIBLE_DEVICES="")  # gloo on CPU even on a GPU host
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    rows = (workdir / "runs" / "ddp" / "fold_0" / "ranks.csv").read_text().splitlines()[1:]
-    checksums = {row.split(",")[1] for row in rows}
-    assert len(rows) == 2 and len(checksums) == 1
+    for epoch in (1, 2):
+        rank0 = torch.load(workdir / "runs" / "ddp" / f"rank0_epoch{epoch}.pt")
+        rank1 = torch.load(workdir / "runs" / "ddp" / f"rank1_epoch{epoch}.pt")
+        assert rank0["indices"] and rank1["indices"] and not set(rank0["indices"]) & set(rank1["indices"])
+        assert "unet.segmentation_head.lifetime_hebb" in rank0["state"]
+        assert any("running_mean" in key for key in rank0["state"])
+        for key, value in rank0["state"].items():
+            assert torch.equal(value, rank1["state"][key]), (epoch, key)
+        assert rank0["state"]["unet.segmentation_head.lifetime_hebb"].abs().sum() > 0
     assert (workdir / "runs" / "ddp" / "fold_0" / "oof.npy").exists()
+    rng = load_checkpoint(workdir / "runs" / "ddp" / "fold_0" / "last.pt")["rng"]
+    assert len(rng) == 2 and not torch.equal(rng[0]["torch"], rng[1]["torch"])  # each rank its own seed and state
 
 
 def test_killed_process_resumes_to_the_same_weights(workdir):
@@ -105,7 +137,7 @@ def test_killed_process_resumes_to_the_same_weights(workdir):
     import signal
     import time
 
-    overrides = ["train.epochs=4"]
+    overrides = ["train.epochs=4", "train.device=cpu"]
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     command = [sys.executable, "-m", "pipeline", "train", "--config", "smoke", "--run", "killed", "--fold", "0"]
     for override in overrides:
@@ -119,9 +151,42 @@ def test_killed_process_resumes_to_the_same_weights(workdir):
     process.wait()
     epochs_done = load_checkpoint(last)["epoch"]
     assert 1 <= epochs_done < 4, "the kill should land before the run finished"
-    trainer.train(smoke(*overrides), workdir / "runs" / "killed", folds=[0], resume=True)
+    resumed_epochs = EpochRecorder()
+    trainer.train(smoke(*overrides), workdir / "runs" / "killed", folds=[0], resume=True, callbacks=(resumed_epochs,))
+    assert resumed_epochs.epochs == list(range(epochs_done + 1, 5))  # only the epochs the killed process had not finished
     trainer.train(smoke(*overrides), workdir / "runs" / "unbroken", folds=[0])
     resumed = load_checkpoint(last)["model"]
     unbroken = load_checkpoint(workdir / "runs" / "unbroken" / "fold_0" / "last.pt")["model"]
     for key, value in unbroken.items():
         assert torch.equal(value, resumed[key]), key
+
+
+def test_global_batch_is_split_over_ranks():
+    assert trainer.rank_batch_size(smoke("train.batch_size=32"), world_size=2, n_train=1000) == 16
+    assert trainer.rank_batch_size(smoke("train.batch_size=32"), world_size=1, n_train=1000) == 32
+    with pytest.raises(PipelineError, match="batch_size 30 does not split evenly over 4"):
+        trainer.rank_batch_size(smoke("train.batch_size=30"), world_size=4, n_train=1000)
+
+
+@pytest.mark.parametrize("first, then", [(False, True), (True, False)])
+def test_resume_across_a_grad_scaler_switch(workdir, monkeypatch, first, then):
+    """A checkpoint from a disabled scaler (bf16, CPU) resumes with an enabled one (fp16) and back."""
+    cfg = smoke("train.epochs=2", "train.device=cpu")
+    monkeypatch.setattr(trainer, "needs_grad_scaler", lambda device, amp: first)
+    with pytest.raises(trainer.InterruptTraining):
+        trainer.train(cfg, workdir / "runs" / "s", folds=[0], callbacks=(EpochRecorder(stop_after=1),))
+    monkeypatch.setattr(trainer, "needs_grad_scaler", lambda device, amp: then)
+    result = trainer.train(cfg, workdir / "runs" / "s", folds=[0], resume=True)
+    assert result[0]["epochs_run"] == 1
+
+
+def test_last_checkpoint_every_k_epochs_and_after_the_last(workdir):
+    written = []
+
+    def last_epoch_on_disk(training, row):
+        written.append(load_checkpoint(training.last_path)["epoch"] if training.last_path.exists() else None)
+
+    trainer.train(smoke("train.epochs=3", "train.checkpoint_every=2"), workdir / "runs" / "k", folds=[0], callbacks=(last_epoch_on_disk,))
+    assert written == [None, 2, 3]
+    best = load_checkpoint(workdir / "runs" / "k" / "fold_0" / "best.pt")
+    assert set(best) == {"model", "epoch", "best", "config"}  # the model alone, no optimizer state
