@@ -52,3 +52,33 @@ def write_result(name: str, result: dict) -> Path:
     write_json(path, {"machine": machine(), **result})
     print(json.dumps(result, indent=2))
     return path
+
+
+def interleaved(functions: dict, rounds: int = 5, warmup: int = 1) -> dict:
+    """Wall time of each function over `rounds` interleaved rounds (A B C, A B C, ...): background load hits
+    every side alike. Returns {name: {median_s, min_s, max_s, rounds}}."""
+    import statistics
+
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    times: dict = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - started)
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "rounds": rounds} for name, t in times.items()}
+
+
+def check_finite(loss, what: str) -> None:
+    """A benchmark that times NaN measures nothing: stop it loudly."""
+    import torch
+
+    if not torch.isfinite(loss).all():
+        raise RuntimeError(f"benchmark {what}: loss is {loss} (not finite); the timing would be meaningless")
+
+
+def check_batch(images, what: str) -> None:
+    if len(images) == 0:
+        raise RuntimeError(f"benchmark {what}: empty batch; the timing would count images that were never processed")
