@@ -18,6 +18,14 @@ def _synth(args):
     print(f"wrote {args.train} train and {args.test} test images to {layout.root} (preview: {layout.root / 'preview.png'})")
 
 
+def _holdout(args):
+    from pipeline.data.holdout import carve_holdout
+
+    summary = carve_holdout(Path(args.data), Path(args.out), args.test, args.seed, args.train, args.force)
+    print(f"holdout: {summary['train']} train and {summary['test']} test images (seed {summary['seed']}, "
+          f"{summary['test_empty_fraction']:.1%} of the test masks empty) -> {summary['root']}; truth in test_truth.csv")
+
+
 def _prep(args):
     from pipeline.data.prep import prep
 
@@ -124,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="replace an existing data folder")
     p.set_defaults(func=_synth)
+
+    p = stages.add_parser("holdout", help="carve a local mini competition (train + held-out test with truth) from a labelled layout",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True, help="labelled Kaggle layout to draw from (train.csv, depths.csv, train/)")
+    p.add_argument("--out", required=True, help="new data folder for the mini competition")
+    p.add_argument("--test", type=int, required=True, help="number of held-out images (their masks become test_truth.csv)")
+    p.add_argument("--train", type=int, default=None, help="number of train images (default: all the rest)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
+    p.add_argument("--force", action="store_true", help="replace an existing data folder at --out")
+    p.set_defaults(func=_holdout)
 
     p = stages.add_parser("prep", help="validate the data folder and cache it as arrays")
     p.add_argument("--data", default="data")
