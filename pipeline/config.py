@@ -1,14 +1,18 @@
 """Typed run configuration: dataclasses filled from a YAML preset plus `section.key=value` overrides.
 
+Each option is declared once, on its dataclass field: its type, its allowed values (Literal) and its range
+(Range), from which come the checks, the one-line errors and the choice lists (`choices`, RULES, TTA_VIEWS).
 Unknown keys are errors naming the key; the resolved config is saved beside every run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
 
@@ -17,11 +21,39 @@ from pipeline.fileio import PipelineError, write_text
 PRESET_DIR = Path(__file__).parent / "configs"
 
 
+@dataclass(frozen=True)
+class Range:
+    """Allowed numeric interval of an option; open ends exclude the bound."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return not (self.high is not None and (value >= self.high if self.high_open else value > self.high))
+
+    def __str__(self) -> str:
+        left = "(" if self.low_open else "["
+        right = ")" if self.high_open else "]"
+        return f"{left}{'-inf' if self.low is None else self.low}, {'inf' if self.high is None else self.high}{right}"
+
+
+Probability = Annotated[float, Range(0.0, 1.0)]
+Count = Annotated[int, Range(1)]
+Rule = Literal["none", "hebb", "oja", "neuromod", "eligibility"]
+TTAView = Literal["none", "hflip"]
+RULES: tuple[str, ...] = typing.get_args(Rule)
+TTA_VIEWS: tuple[str, ...] = typing.get_args(TTAView)
+
+
 @dataclass
 class DataConfig:
     data_dir: str = "data"
     folds_file: str = "folds/folds.csv"
-    input_size: int = 128  # network input side; 101 px images are padded (or resized) to it
+    input_size: Annotated[int, Range(32, 1024)] = 128  # network input side; 101 px images are padded (or resized) to it
     resize: bool = False  # False: reflect-101 padding (the default); True: bilinear resize
     depth_channel: bool = False  # extra input channel holding depth z / 1000
     coord_channel: bool = False  # extra input channel holding the row coordinate (depth within the image)
@@ -29,36 +61,38 @@ class DataConfig:
 
 @dataclass
 class AugmentConfig:
-    hflip: float = 0.5  # no vertical flip: depth has a direction
-    affine: float = 0.5
-    shift: float = 0.05
-    scale: float = 0.1
-    rotate: float = 5.0
-    brightness_contrast: float = 0.3
-    brightness_limit: float = 0.1
-    contrast_limit: float = 0.1
+    hflip: Probability = 0.5  # no vertical flip: depth has a direction
+    affine: Probability = 0.5
+    shift: Annotated[float, Range(0.0, 0.5)] = 0.05
+    scale: Annotated[float, Range(0.0, 0.9)] = 0.1
+    rotate: Annotated[float, Range(0.0, 180.0)] = 5.0
+    brightness_contrast: Probability = 0.3
+    brightness_limit: Probability = 0.1
+    contrast_limit: Probability = 0.1
 
 
 @dataclass
 class HeadConfig:
-    rule: str = "none"  # none | hebb | oja | neuromod | eligibility
-    placement: str = "pixels"  # pixels (ours) | rows (the original Plastic-UNet design)
-    alpha: str = "free"  # free (C,K) | yoked (scalar)
-    steps: int = 3  # plastic iterations per image episode (step 0 uses Hebb_0; T=2 cannot tell hebb from oja)
-    episode: str = "image"  # image (Hebb_0 = 0) | lifetime (Hebb_0 = the lifetime trace)
-    clip: str = "hard"  # neuromod/eligibility bound: hard | decay | oja
-    eta_init: float = 0.01
-    alpha_init: float = 0.1
-    modulation: str = "image"  # neuromod M per image | per output channel
+    rule: Rule = "none"
+    placement: Literal["pixels", "rows"] = "pixels"  # pixels (ours) | rows (the original Plastic-UNet design)
+    alpha: Literal["free", "yoked"] = "free"  # free (C,K) | yoked (scalar)
+    steps: Annotated[int, Range(1, 64)] = 3  # plastic iterations per image episode (step 0 uses Hebb_0; T=2 cannot tell hebb from oja)
+    episode: Literal["image", "lifetime"] = "image"  # image (Hebb_0 = 0) | lifetime (Hebb_0 = the lifetime trace)
+    clip: Literal["hard", "decay", "oja"] = "hard"  # neuromod/eligibility bound
+    eta_init: Annotated[float, Range(0.0, 1.0, low_open=True, high_open=True)] = 0.01
+    alpha_init: Annotated[float, Range(-10.0, 10.0)] = 0.1
+    modulation: Literal["image", "channel"] = "image"  # neuromod M per image | per output channel
     lifetime_reset_each_epoch: bool = False
-    inference_plasticity: str = "frozen"  # frozen | adapt (lifetime trace keeps learning, fixed order)
+    inference_plasticity: Literal["frozen", "adapt"] = "frozen"  # adapt: the lifetime trace keeps learning, one image at a time
+    # relu: the decoder's post-ReLU output (x = tanh(F) in [0, 1), co-activations >= 0); preact: before that ReLU
+    input: Literal["relu", "preact"] = "relu"
 
 
 @dataclass
 class ModelConfig:
     encoder: str = "resnet34"
-    encoder_depth: int = 5
-    decoder_channels: list[int] = field(default_factory=lambda: [256, 128, 64, 32, 16])
+    encoder_depth: Annotated[int, Range(1, 5)] = 5
+    decoder_channels: list[Annotated[int, Range(1, 4096)]] = field(default_factory=lambda: [256, 128, 64, 32, 16])
     encoder_weights: str | None = None  # None, or a local weights file (never downloaded)
     aux_head: bool = False  # empty-mask classification head on the deepest encoder features
     head: HeadConfig = field(default_factory=HeadConfig)
@@ -66,44 +100,47 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    lovasz_from_epoch: int = 10  # BCE+Dice before this epoch, Lovasz hinge from it on
+    lovasz_from_epoch: Annotated[int, Range(0)] = 10  # BCE+Dice before this epoch, Lovasz hinge from it on
     symmetric_lovasz: bool = True
-    aux_weight: float = 0.05
+    aux_weight: Annotated[float, Range(0.0)] = 0.05
 
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    schedule: str = "cosine"  # cosine | restarts
-    warmup_epochs: float = 1.0
-    cycles: int = 1  # cosine restarts (snapshot ensembles) when schedule = restarts
-    min_lr_ratio: float = 0.01
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: Annotated[float, Range(0.0, 10.0, low_open=True)] = 1e-3
+    weight_decay: Annotated[float, Range(0.0)] = 1e-4
+    momentum: Annotated[float, Range(0.0, 1.0, high_open=True)] = 0.9
+    schedule: Literal["cosine", "restarts"] = "cosine"
+    warmup_epochs: Annotated[float, Range(0.0)] = 1.0
+    cycles: Count = 1  # cosine restarts (snapshot ensembles) when schedule = restarts
+    min_lr_ratio: Probability = 0.01
+    # learning rate of the plasticity parameters (alpha, eta, modulator) as a multiple of lr, without weight
+    # decay: their gradients scale with eta^2 and are otherwise too small to move them
+    plastic_lr_scale: Annotated[float, Range(0.0, 1e4, low_open=True)] = 1.0
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 32  # global: split evenly over DDP ranks, so N GPUs run the same recipe as one
-    num_workers: int = 0
-    seed: int = 42
-    device: str = "auto"  # auto (a GPU when torch sees one) | cpu | cuda
+    epochs: Count = 40
+    batch_size: Count = 32  # global: split evenly over DDP ranks, so N GPUs run the same recipe as one
+    num_workers: Annotated[int, Range(0, 64)] = 0
+    seed: Annotated[int, Range(0, 2**31 - 1)] = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
     amp: bool = True  # CUDA only: bf16 on GPUs with native bf16 (compute capability >= 8.0), fp16 + GradScaler before
     channels_last: bool = True
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn.benchmark (bit-exact resume; slower)
-    checkpoint_every: int = 1  # write last.pt every k epochs (and after the last one)
-    sync_every: int = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
-    max_steps_per_epoch: int | None = None
+    checkpoint_every: Count = 1  # write last.pt every k epochs (and after the last one)
+    sync_every: Count = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
+    max_steps_per_epoch: Count | None = None
 
 
 @dataclass
 class InferConfig:
-    batch_size: int = 64
-    tta: list[str] = field(default_factory=lambda: ["none", "hflip"])
-    thresholds: list[float] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
-    min_areas: list[int] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
+    batch_size: Count = 64
+    tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
+    thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
+    min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
 
 
 @dataclass
@@ -117,25 +154,25 @@ class Config:
     infer: InferConfig = field(default_factory=InferConfig)
 
 
-CHOICES = {
-    "model.head.rule": {"none", "hebb", "oja", "neuromod", "eligibility"},
-    "model.head.placement": {"pixels", "rows"},
-    "model.head.alpha": {"free", "yoked"},
-    "model.head.episode": {"image", "lifetime"},
-    "model.head.clip": {"hard", "decay", "oja"},
-    "model.head.modulation": {"image", "channel"},
-    "model.head.inference_plasticity": {"frozen", "adapt"},
-    "optim.name": {"adamw", "sgd"},
-    "train.device": {"auto", "cpu", "cuda"},
-    "optim.schedule": {"cosine", "restarts"},
-    "infer.tta": {"none", "hflip"},  # each listed view (pipeline/models/predict.py)
-}
+def choices(path: str) -> tuple:
+    """The allowed values of a choice option, e.g. choices('model.head.rule'), from its Literal declaration."""
+    hint = _field_hint(Config, path.split("."))
+    if typing.get_origin(hint) is list:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) is not Literal:
+        raise KeyError(f"{path} is not a choice option")
+    return typing.get_args(hint)
+
+
+def _field_hint(cls, keys: list[str]):
+    hint = typing.get_type_hints(cls, include_extras=True)[keys[0]]
+    return _field_hint(hint, keys[1:]) if len(keys) > 1 else hint
 
 
 def _build(cls, values: dict, where: str):
     if not isinstance(values, dict):
         raise PipelineError(f"config: '{where or 'top level'}' must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -153,29 +190,57 @@ def _build(cls, values: dict, where: str):
 
 
 def _coerce(hint, value, path):
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+    """Check `value` against its declaration (type, Literal choices, Range) and return it typed."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        value = _coerce(base, value, path)
+        for bound in extras:
+            if isinstance(bound, Range) and value is not None and not bound.holds(value):
+                raise PipelineError(f"config: '{path}' is {value!r}; it must lie in {bound}")
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        if value not in args:
+            raise PipelineError(f"config: '{path}' is {value!r}; choose one of {list(args)}")
+        return value
     if value is None and type(None) in args:
         return None
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise PipelineError(f"config: '{path}' must be a list, got {value!r}")
+        if not value:
+            raise PipelineError(f"config: '{path}' must list at least one value")
         return [_coerce(args[0], item, path) for item in value]
     if args and type(None) in args:  # Optional[X]
-        hint = next(a for a in args if a is not type(None))
+        return _coerce(next(a for a in args if a is not type(None)), value, path)
     if hint is bool:
         if not isinstance(value, bool):
             raise PipelineError(f"config: '{path}' must be true or false, got {value!r}")
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise PipelineError(f"config: '{path}' must be a finite number, got {value!r}")
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is str and isinstance(value, str):
-        if path in CHOICES and value not in CHOICES[path]:
-            raise PipelineError(f"config: '{path}' is {value!r}; choose one of {sorted(CHOICES[path])}")
         return value
     raise PipelineError(f"config: '{path}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def check_config(cfg: Config) -> Config:
+    """Rules that tie two options together; one `config:` line each."""
+    if not cfg.data.resize and cfg.data.input_size < 101:
+        raise PipelineError(f"config: 'data.input_size' is {cfg.data.input_size} with data.resize false; padding needs >= 101, or set data.resize=true")
+    if len(cfg.model.decoder_channels) != cfg.model.encoder_depth:
+        raise PipelineError(
+            f"config: model.decoder_channels has {len(cfg.model.decoder_channels)} entries but model.encoder_depth is "
+            f"{cfg.model.encoder_depth}; give one decoder width per encoder stage"
+        )
+    head = cfg.model.head
+    if head.rule != "none" and head.steps == 1 and head.episode == "image":
+        raise PipelineError("config: 'model.head.steps' is 1 with episode image: the trace starts at zero and is never read; use steps >= 2 or episode lifetime")
+    return cfg
 
 
 def to_dict(config: Config) -> dict:
@@ -217,11 +282,11 @@ def load_config(name_or_path: str | None = None, overrides: list[str] | tuple = 
             raise PipelineError(f"config: {path} is not valid YAML: {error}") from None
     for override in overrides:
         apply_override(values, override)
-    return _build(Config, values, "")
+    return check_config(_build(Config, values, ""))
 
 
 def config_from_dict(values: dict) -> Config:
-    return _build(Config, values, "")
+    return check_config(_build(Config, values, ""))
 
 
 def save_config(config: Config, target) -> None:

@@ -46,3 +46,46 @@ def test_saved_config_round_trips(tmp_path):
     cfg = load_config("cpu-demo", ["model.head.rule=neuromod"])
     save_config(cfg, tmp_path / "config.yaml")
     assert load_run_config(tmp_path) == cfg
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_size=0", r"'train.batch_size' is 0; it must lie in \[1, inf\]"),
+        ("optim.lr=-1", r"'optim.lr' is -1.0; it must lie in \(0.0, 10.0\]"),
+        ("model.head.steps=0", r"'model.head.steps' is 0; it must lie in \[1, 64\]"),
+        ("model.head.eta_init=1", r"'model.head.eta_init' is 1.0; it must lie in \(0.0, 1.0\)"),
+        ("model.head.eta_init=0", r"'model.head.eta_init' is 0.0"),
+        ("data.input_size=0", r"'data.input_size' is 0; it must lie in \[32, 1024\]"),
+        ("train.epochs=0", r"'train.epochs' is 0"),
+        ("train.epochs=-1", r"'train.epochs' is -1"),
+        ("augment.hflip=1.5", r"'augment.hflip' is 1.5"),
+        ("infer.thresholds=[0.5, 2]", r"'infer.thresholds' is 2.0"),
+        ("infer.tta=[]", "'infer.tta' must list at least one value"),
+        ("optim.lr=.nan", "'optim.lr' must be a finite number"),
+        ("data.input_size=64,data.resize=false", "'data.input_size' is 64 with data.resize false"),
+        ("model.head.steps=1", "'model.head.steps' is 1 with episode image"),
+    ],
+)
+def test_out_of_range_values_are_refused_when_the_config_is_built(override, message):
+    overrides = override.split(",") if "data.resize" in override else [override]
+    with pytest.raises(PipelineError, match=message):
+        load_config("smoke", overrides)
+
+
+def test_choice_lists_come_from_the_declarations():
+    from pipeline.config import RULES, TTA_VIEWS, choices
+    from pipeline.study.ablate import HEADS
+
+    assert choices("model.head.rule") == RULES == ("none", "hebb", "oja", "neuromod", "eligibility")
+    assert choices("infer.tta") == TTA_VIEWS == ("none", "hflip")
+    assert set(RULES) < set(HEADS)
+
+
+def test_cli_reports_a_bad_value_in_one_line_and_writes_nothing(workdir, capsys):
+    from pipeline.cli import main
+
+    assert main(["train", "--config", "smoke", "--run", "bad", "--set", "train.batch_size=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config: 'train.batch_size' is 0") and len(err.strip().splitlines()) == 1
+    assert not (workdir / "runs" / "bad").exists()

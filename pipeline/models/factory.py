@@ -28,21 +28,20 @@ class SaltNet(nn.Module):
     def head(self) -> PlasticHead:
         return self.unet.segmentation_head
 
+    def body(self, images: torch.Tensor):
+        """Everything before the head: (decoder features (B,C,H,W), empty-mask logit (B,) or None)."""
+        self.unet.check_input_shape(images)
+        features = self.unet.encoder(images)
+        labels = None if self.unet.classification_head is None else self.unet.classification_head(features[-1])[:, 0]
+        return self.unet.decoder(features), labels
+
     def forward(self, images: torch.Tensor):
-        output = self.unet(images)
-        if isinstance(output, tuple):
-            logits, labels = output
-            return logits, labels[:, 0]
-        return output, None
+        decoded, labels = self.body(images)
+        return self.head(decoded), labels
 
 
 def build_model(cfg: Config) -> SaltNet:
-    model_cfg = cfg.model
-    if len(model_cfg.decoder_channels) != model_cfg.encoder_depth:
-        raise PipelineError(
-            f"config: model.decoder_channels has {len(model_cfg.decoder_channels)} entries but model.encoder_depth is "
-            f"{model_cfg.encoder_depth}; give one decoder width per encoder stage"
-        )
+    model_cfg = cfg.model  # checked when the config was built (config.check_config)
     aux = {"classes": 1, "dropout": 0.2} if model_cfg.aux_head else None
     try:
         unet = smp.Unet(
@@ -56,6 +55,11 @@ def build_model(cfg: Config) -> SaltNet:
         )
     except (KeyError, ValueError, RuntimeError) as error:
         raise PipelineError(f"config: cannot build encoder '{model_cfg.encoder}' ({error}); pick an smp/timm encoder name") from None
+    if model_cfg.head.input == "preact":  # the head reads the last decoder block's BatchNorm output, before its ReLU
+        last = unet.decoder.blocks[-1].conv2
+        if not isinstance(last[-1], nn.ReLU):
+            raise PipelineError(f"config: model.head.input preact needs a decoder block ending in ReLU, found {last[-1].__class__.__name__}")
+        last[-1] = nn.Identity()
     unet.segmentation_head = PlasticHead(model_cfg.decoder_channels[-1], 1, model_cfg.head, cfg.data.input_size)
     if model_cfg.encoder_weights:
         load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))

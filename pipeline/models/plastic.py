@@ -5,11 +5,17 @@ pre/x (B,P,C) presynaptic (pixels-major), post/y (B,P,K), W and alpha (C,K) (alp
 co-activation S (B,C,K), post power s (B,1,K), modulation M (B,1,1) or (B,1,K), eta a scalar in (0,1).
 
   step t:   z = (W + alpha * Hebb)^T x + b,   y = sigmoid(z),   S = mean_p x y^T,   s_k = mean_p y_k^2
-  hebb:     Hebb <- (1 - eta) Hebb + eta S
-  oja:      Hebb <- Hebb + eta (S - Hebb * s)
+  hebb:     Hebb <- (1 - eta) Hebb + eta S                  (a convex mix: |Hebb| <= max |S| <= 1 by itself)
+  oja:      Hebb <- clamp(Hebb + eta (S - Hebb * s), -1, 1)  (the fixed point S/s is unbounded as s -> 0: clamped)
   neuromod: M = tanh(u . mean_p x + c),       Hebb <- clip(Hebb + M S)
-  eligibility:  E <- (1 - eta) E + eta S,      Hebb <- clip(Hebb + M E)
+  eligibility:  E <- (1 - eta) E + eta S,      Hebb <- clip(Hebb + M E_new)
+            (the new E: this step's co-activation acts at once; Backpropamine's code uses the old E, one step later)
   clip:     hard = clamp to [-1, 1]; decay = (1 - eta) Hebb + eta M D; oja = Hebb + M D - |M| s Hebb, then clamped
+
+Lifetime episodes start each image from a trace consolidated over training (batch-mean S, s, M after each
+step). With inference_plasticity 'adapt' the trace keeps learning at prediction time, one image at a time in
+the images' order, once per image from the mean over its TTA views (`adapt_sequentially`): the result does not
+depend on the batch size. A plain eval forward never changes the trace.
 """
 
 from __future__ import annotations
@@ -21,9 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import HeadConfig
-
-RULES = ("none", "hebb", "oja", "neuromod", "eligibility")
+from pipeline.config import RULES, HeadConfig
 
 
 def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_power, eta, modulation):
@@ -31,7 +35,7 @@ def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_p
     if rule == "hebb":
         return (1 - eta) * hebb + eta * coactivation, eligibility
     if rule == "oja":
-        return hebb + eta * (coactivation - hebb * post_power), eligibility
+        return (hebb + eta * (coactivation - hebb * post_power)).clamp(-1.0, 1.0), eligibility
     if rule == "eligibility":
         eligibility = (1 - eta) * eligibility + eta * coactivation
         drive = eligibility
@@ -81,6 +85,13 @@ class PlasticHead(nn.Module):
             self.modulator = nn.Linear(n_in, modulator_out)  # M = tanh(u . mean_p x + c)
             nn.init.normal_(self.modulator.weight, std=0.1)
             nn.init.zeros_(self.modulator.bias)
+        if cfg.steps == 1:
+            # one step reads Hebb_0 and never updates it within the image: eta and M only shape the lifetime trace
+            # (under no_grad), so no gradient reaches them. They stay fixed at their initial values, and are
+            # marked so (DDP and the optimizer then leave them alone); fixed_parameters_note() says so in the log.
+            for name, parameter in self.named_parameters():
+                if name == "eta_logit" or name.startswith("modulator."):
+                    parameter.requires_grad_(False)
         if cfg.episode == "lifetime":
             self.register_buffer("lifetime_hebb", torch.zeros(n_in, n_out))
             self.register_buffer("lifetime_eligibility", torch.zeros(n_in, n_out))
@@ -99,6 +110,17 @@ class PlasticHead(nn.Module):
     @property
     def uses_lifetime(self) -> bool:
         return self.rule != "none" and self.cfg.episode == "lifetime"
+
+    @property
+    def adapts_at_inference(self) -> bool:
+        return self.uses_lifetime and self.cfg.inference_plasticity == "adapt"
+
+    def fixed_parameters_note(self) -> str | None:
+        fixed = [name for name, parameter in self.named_parameters() if not parameter.requires_grad]
+        if not fixed:
+            return None
+        return (f"model.head.steps=1: {', '.join(fixed)} get no gradient (one step never reads the trace it updates); "
+                f"they stay at their initial values (eta = {float(self.eta.detach()) if self.uses_eta else 'n/a'})")
 
     def _inputs(self, features: torch.Tensor):
         """(product input, presynaptic x), both (B,P,C), and a function mapping z (B,P,K) back to logits.
@@ -138,12 +160,20 @@ class PlasticHead(nn.Module):
         return to_logits(torch.matmul(product, self.weight) + self.bias)
 
     def _plastic_forward(self, features: torch.Tensor) -> torch.Tensor:
+        hebb, eligibility = self._initial_traces(features.shape[0], features.device)
+        record = self.uses_lifetime and self.training
+        logits, statistics = self._episode(features, hebb, eligibility, record)
+        if record:  # batch means, folded into the lifetime trace by consolidate() after the optimizer step
+            self._pending = tuple(None if t is None else t.mean(0) for t in statistics)
+        return logits
+
+    def _episode(self, features: torch.Tensor, hebb: torch.Tensor, eligibility: torch.Tensor, record: bool):
+        """The T plastic steps of one episode per image. Returns logits (B,K,H,W) and, with `record`, the last
+        step's per-image statistics (S (B,C,K), s (B,1,K), M or None), detached, for the lifetime trace."""
         product, pre, to_logits = self._inputs(features)
         batch, pixels, _ = pre.shape
         eta = self.eta
         modulation = self._modulation(pre)
-        hebb, eligibility = self._initial_traces(batch, pre.device)
-        record = self.uses_lifetime and (self.training or self.cfg.inference_plasticity == "adapt")
         for step in range(self.cfg.steps):
             weights = self.weight + self.alpha * hebb  # (B,C,K)
             z = torch.baddbmm(self.bias.expand(batch, pixels, -1), product, weights)  # (B,P,K)
@@ -155,13 +185,31 @@ class PlasticHead(nn.Module):
             if step < self.cfg.steps - 1:
                 hebb, eligibility = plastic_update(self.rule, self.cfg.clip, hebb, eligibility, coactivation, post_power, eta, modulation)
         self._last_trace = hebb.detach()  # read lazily by statistics(): no device sync per step
+        statistics = None
         if record:
-            pending = (coactivation.detach().mean(0), post_power.detach().mean(0), None if modulation is None else modulation.detach().mean(0))
-            if self.training:
-                self._pending = pending
-            else:  # inference_plasticity == adapt: the lifetime trace keeps learning, in the caller's order
-                self._apply_lifetime(*pending)
-        return to_logits(z)
+            statistics = (coactivation.detach(), post_power.detach(), None if modulation is None else modulation.detach())
+        return to_logits(z), statistics
+
+    @torch.no_grad()
+    def adapt_sequentially(self, view_features: list[torch.Tensor]) -> list[torch.Tensor]:
+        """inference_plasticity 'adapt': logits of each TTA view's features (each (B,C,H,W), image i of every
+        view is the same image), image after image; after each image the lifetime trace takes one update from
+        the mean of its views' statistics. Returns one (B,K,H,W) logits tensor per view."""
+        if not self.adapts_at_inference:
+            raise RuntimeError("adapt_sequentially needs a lifetime head with inference_plasticity 'adapt'")
+        dtype = torch.promote_types(view_features[0].dtype, torch.float32)
+        outputs: list[list[torch.Tensor]] = [[] for _ in view_features]
+        for image in range(view_features[0].shape[0]):
+            statistics = []
+            for view, features in enumerate(view_features):
+                hebb, eligibility = self._initial_traces(1, features.device)
+                with torch.autocast(device_type=features.device.type, enabled=False):
+                    logits, stats = self._episode(features[image : image + 1].to(dtype), hebb, eligibility, record=True)
+                outputs[view].append(logits)
+                statistics.append(stats)
+            mean = [None if parts[0] is None else torch.stack(parts).mean(0)[0] for parts in zip(*statistics)]
+            self._apply_lifetime(*mean)
+        return [torch.cat(parts) for parts in outputs]
 
     # ----- the lifetime trace ---------------------------------------------------------------------
     @torch.no_grad()

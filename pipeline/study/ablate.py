@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from pipeline.config import load_config  # noqa: E402
+from pipeline.config import RULES, load_config  # noqa: E402
 from pipeline.data.layout import Layout  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission  # noqa: E402
 from pipeline.fileio import PipelineError, atomic_path, write_csv, write_text  # noqa: E402
@@ -22,13 +22,9 @@ from pipeline.inference.submit import submit  # noqa: E402
 from pipeline.models.factory import build_model, count_parameters  # noqa: E402
 from pipeline.training.trainer import train  # noqa: E402
 
-HEADS = {
-    "none": ["model.head.rule=none"],
-    "hebb": ["model.head.rule=hebb"],
-    "oja": ["model.head.rule=oja"],
-    "neuromod": ["model.head.rule=neuromod"],
-    "eligibility": ["model.head.rule=eligibility"],
-    "original-rows": ["model.head.rule=hebb", "model.head.placement=rows"],  # the original Plastic-UNet design
+# one entry per plasticity rule (from the config's declaration), plus the original Plastic-UNet's placement
+HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
+    "original-rows": ["model.head.rule=hebb", "model.head.placement=rows"],
 }
 
 

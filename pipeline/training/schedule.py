@@ -18,10 +18,28 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int, cycles: int, m
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * position))
 
 
+PLASTIC_PARAMETERS = ("alpha", "eta_logit", "modulator.")  # names inside PlasticHead
+
+
+def parameter_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict]:
+    """The network (lr, weight decay) first, then the plasticity parameters (lr * plastic_lr_scale, no decay)."""
+    network, plastic = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        last = name.rsplit("segmentation_head.", 1)[-1] if "segmentation_head." in name else ""
+        (plastic if last.startswith(PLASTIC_PARAMETERS) else network).append(parameter)
+    groups = [{"params": network, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if plastic:
+        groups.append({"params": plastic, "lr": cfg.lr * cfg.plastic_lr_scale, "weight_decay": 0.0})
+    return groups
+
+
 def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg)
     if cfg.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
 def build_scheduler(optimizer, cfg: OptimConfig, steps_per_epoch: int, epochs: int):

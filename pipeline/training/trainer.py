@@ -83,10 +83,9 @@ def rank_batch_size(cfg: Config, world_size: int, n_train: int) -> int:
 
 
 def needs_unused_parameter_search(cfg: Config) -> bool:
-    """DDP must be told when a parameter can go without a gradient in a step."""
-    single_step_head = cfg.model.head.rule != "none" and cfg.model.head.steps == 1  # eta only shapes the lifetime trace
-    idle_aux_head = cfg.model.aux_head and cfg.loss.aux_weight == 0
-    return single_step_head or idle_aux_head
+    """DDP must be told when a trainable parameter can go without a gradient in a step: an aux head whose loss
+    weight is 0. (A one-step plastic head marks its gradient-free eta and modulator as not trainable.)"""
+    return cfg.model.aux_head and cfg.loss.aux_weight == 0
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -299,6 +298,10 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     model = model.to(memory_format=torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
     if ctx.rank:
         seed_everything(cfg.train.seed + fold + 1_000_003 * ctx.rank)  # each rank draws its own dropout masks
+    for head in plastic_heads(model):
+        note = head.fixed_parameters_note()
+        if note and ctx.is_main and fold == 0:
+            print(f"note: {note}", flush=True)
     index = split.train_index
     train_set = SaltDataset(train.images[index], train.depth[index], cfg, train.masks[index], augment=True)
     val_set = SaltDataset(train.images[split.val_index], train.depth[split.val_index], cfg, train.masks[split.val_index], with_original_mask=True)

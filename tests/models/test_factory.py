@@ -39,3 +39,28 @@ def test_missing_or_foreign_weights_file(tmp_path):
 def test_decoder_widths_must_match_depth():
     with pytest.raises(PipelineError, match="one decoder width per encoder stage"):
         build_model(load_config("smoke", ["model.decoder_channels=[16, 8]"]))
+
+
+@pytest.mark.parametrize("head_input, has_negatives", [("relu", False), ("preact", True)])
+def test_head_reads_post_relu_or_preactivation_features(head_input, has_negatives):
+    torch.manual_seed(0)
+    model = build_model(load_config("smoke", [f"model.head.input={head_input}"])).eval()
+    seen = {}
+    model.head.register_forward_hook(lambda module, inputs, output: seen.setdefault("x", inputs[0]))
+    with torch.no_grad():
+        model(torch.randn(2, 1, 64, 64))
+    assert bool((seen["x"] < 0).any()) is has_negatives
+
+
+def test_plasticity_parameters_get_their_own_learning_rate_and_no_weight_decay():
+    from pipeline.training.schedule import build_optimizer
+
+    cfg = load_config("smoke", ["model.head.rule=eligibility", "optim.lr=0.002", "optim.plastic_lr_scale=50"])
+    model = build_model(cfg)
+    network, plastic = build_optimizer(model, cfg.optim).param_groups
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)].split("segmentation_head.")[-1] for p in plastic["params"]} == {
+        "alpha", "eta_logit", "modulator.weight", "modulator.bias"}
+    assert plastic["lr"] == pytest.approx(0.1) and plastic["weight_decay"] == 0
+    assert network["lr"] == pytest.approx(0.002) and network["weight_decay"] == cfg.optim.weight_decay
+    assert len(network["params"]) + len(plastic["params"]) == len(list(model.parameters()))

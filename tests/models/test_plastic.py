@@ -195,7 +195,9 @@ def test_lifetime_frozen_at_inference_is_order_independent_and_adapt_learns():
     adapting.load_state_dict(head.state_dict())
     adapting.eval()
     with torch.no_grad():
-        adapting(a)
+        adapting(a)  # a plain eval forward never changes the trace, even with adapt
+    torch.testing.assert_close(adapting.lifetime_hebb, frozen)
+    adapting.adapt_sequentially([a])
     assert not torch.equal(adapting.lifetime_hebb, frozen)
 
 
@@ -238,35 +240,69 @@ def test_hebb_and_oja_coincide_for_two_steps_from_a_zero_trace_and_part_at_three
     assert not torch.allclose(outputs["hebb", 3], outputs["oja", 3])
 
 
-def _consolidate_on_two_ranks(rank: int, init_file: str, features, out_file: str) -> None:
-    import torch.distributed as dist
 
-    from pipeline.training.distributed import all_reduce_mean
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    head = make_head("hebb", episode="lifetime")
-    head.train()
-    head(features[rank])
-    head.consolidate(all_reduce_mean)
-    torch.save(head.lifetime_hebb, f"{out_file}.{rank}")
-    dist.destroy_process_group()
+def test_oja_trace_stays_bounded_when_outputs_are_small():
+    """Oja's fixed point S/s grows without bound as y -> 0 (y = 0.01, eta = 0.5: |Hebb| passed 33 before the clamp)."""
+    hebb = torch.zeros(1, 4, 1)
+    coactivation = torch.full((1, 4, 1), 0.01 * 0.5)  # x ~ 0.5, y = 0.01
+    post_power = torch.full((1, 1, 1), 0.01**2)
+    for _ in range(20_000):
+        hebb, _ = plastic_update("oja", "hard", hebb, hebb, coactivation, post_power, torch.tensor(0.5), None)
+    assert float(hebb.max()) == pytest.approx(1.0)  # held at the bound; unclamped it would head for S/s = 50
 
 
-def test_lifetime_update_under_ddp_is_the_mean_of_the_ranks_updates(tmp_path):
-    """Two gloo ranks, each with its own images: both end with the trace of the ranks' mean co-activation."""
-    torch.manual_seed(5)
-    features = torch.randn(2, 3, 6, 5, 5, dtype=torch.float64)  # rank r sees features[r], a batch of 3 (6 channels)
-    torch.multiprocessing.spawn(_consolidate_on_two_ranks, args=(str(tmp_path / "init"), features, str(tmp_path / "trace")), nprocs=2)
-    traces = [torch.load(tmp_path / f"trace.{rank}") for rank in (0, 1)]
-    assert torch.equal(traces[0], traces[1])
-    head = make_head("hebb", episode="lifetime")
-    head.train()
-    eta = float(head.eta.detach())
-    coactivations = []
-    for rank in (0, 1):
-        head(features[rank])
-        coactivations.append(head._pending[0])
-        head._pending = None
-    expected = eta * (coactivations[0] + coactivations[1]) / 2  # hebb from a zero trace: (1 - eta) 0 + eta mean(S)
-    torch.testing.assert_close(traces[0], expected, rtol=1e-6, atol=1e-9)
-    assert not torch.allclose(traces[0], eta * coactivations[0])  # the ranks' data really differed
+def test_single_step_lifetime_head_says_eta_and_modulator_are_fixed_and_they_stay_fixed():
+    torch.manual_seed(0)
+    head = PlasticHead(6, 1, HeadConfig(rule="eligibility", steps=1, episode="lifetime", eta_init=0.2))
+    note = head.fixed_parameters_note()
+    assert note and "eta_logit" in note and "modulator.weight" in note and "eta = 0.2" in note
+    trainable = {name for name, p in head.named_parameters() if p.requires_grad}
+    assert trainable == {"weight", "bias", "alpha"}
+    optimizer = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=0.1)
+    eta_before = head.eta_logit.detach().clone()
+    for _ in range(3):
+        head(torch.randn(2, 6, 4, 4)).pow(2).mean().backward()
+        optimizer.step()
+        head.consolidate()
+    assert torch.equal(head.eta_logit, eta_before) and head.lifetime_hebb.abs().sum() > 0
+    assert make_head("hebb", steps=3).fixed_parameters_note() is None
+
+
+def _adapting_model(plasticity="adapt"):
+    cfg = load_config("smoke", ["model.head.episode=lifetime", f"model.head.inference_plasticity={plasticity}", "train.device=cpu",
+                                "model.head.eta_init=0.5"])
+    torch.manual_seed(3)
+    model = build_model(cfg)
+    with torch.no_grad():
+        model.head.lifetime_hebb.normal_(0, 0.3)
+        model.head.alpha.normal_(0, 1.0)
+    return cfg, model
+
+
+def test_adapt_at_inference_does_not_depend_on_batch_size_and_learns_once_per_image_in_order():
+    from pipeline.models.predict import predict_probs
+
+    cfg, model = _adapting_model()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 101, 101), dtype=np.uint8)
+    depth = np.zeros(7, np.float32)
+    start = {key: value.clone() for key, value in model.state_dict().items()}  # state_dict() shares storage
+    results, traces = {}, {}
+    for batch_size in (1, 3, 7):
+        model.load_state_dict(start)
+        results[batch_size] = predict_probs(model, images, depth, cfg, torch.device("cpu"), views=["none", "hflip"], batch_size=batch_size)
+        traces[batch_size] = model.head.lifetime_hebb.clone()
+    for batch_size in (3, 7):
+        np.testing.assert_allclose(results[batch_size], results[1], rtol=0, atol=1e-6)
+        torch.testing.assert_close(traces[batch_size], traces[1], rtol=0, atol=1e-7)
+    # the order of the TTA views does not matter: their statistics are averaged before the one update per image
+    model.load_state_dict(start)
+    flipped_order = predict_probs(model, images, depth, cfg, torch.device("cpu"), views=["hflip", "none"], batch_size=3)
+    np.testing.assert_allclose(flipped_order, results[1], rtol=0, atol=1e-6)
+    # and it did learn: the last image sees a trace different from the first one's
+    frozen_cfg, frozen_model = _adapting_model("frozen")
+    frozen_model.load_state_dict(start)
+    frozen = predict_probs(frozen_model, images, depth, frozen_cfg, torch.device("cpu"), views=["none", "hflip"], batch_size=7)
+    np.testing.assert_allclose(frozen[0], results[1][0], rtol=0, atol=1e-6)  # image 0 reads the untouched trace
+    assert np.abs(frozen[-1] - results[1][-1]).max() > 1e-5
+    assert not torch.equal(traces[1], start["unet.segmentation_head.lifetime_hebb"])

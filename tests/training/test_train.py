@@ -190,3 +190,28 @@ def test_last_checkpoint_every_k_epochs_and_after_the_last(workdir):
     assert written == [None, 2, 3]
     best = load_checkpoint(workdir / "runs" / "k" / "fold_0" / "best.pt")
     assert set(best) == {"model", "epoch", "best", "config"}  # the model alone, no optimizer state
+
+
+def test_validation_and_oof_leave_the_lifetime_trace_as_training_left_it(workdir, monkeypatch):
+    """With inference_plasticity adapt, OOF prediction adapts the trace image by image; neither it nor
+    validation may change the trace that training goes on from and that the checkpoints store."""
+    cfg = smoke("model.head.episode=lifetime", "model.head.inference_plasticity=adapt", "model.head.eta_init=0.5", "train.device=cpu")
+    unchanged = []
+    original_validate, original_write_oof = trainer.FoldTraining.validate, trainer.write_oof
+
+    def watched_validate(self):
+        before = self.model.head.lifetime_hebb.clone()
+        result = original_validate(self)
+        unchanged.append(("validate", torch.equal(before, self.model.head.lifetime_hebb)))
+        return result
+
+    def watched_write_oof(cfg, fold_dir, model, train, split, device):
+        original_write_oof(cfg, fold_dir, model, train, split, device)
+        best = load_checkpoint(fold_dir / "best.pt")["model"]["unet.segmentation_head.lifetime_hebb"]
+        assert best.abs().sum() > 0
+        unchanged.append(("oof", torch.equal(best, model.head.lifetime_hebb)))
+
+    monkeypatch.setattr(trainer.FoldTraining, "validate", watched_validate)
+    monkeypatch.setattr(trainer, "write_oof", watched_write_oof)
+    trainer.train(cfg, workdir / "runs" / "adapt", folds=[0])
+    assert unchanged == [("validate", True), ("validate", True), ("oof", True)]
