@@ -74,7 +74,9 @@ class AugmentConfig:
 @dataclass
 class HeadConfig:
     rule: Rule = "none"
-    placement: Literal["pixels", "rows"] = "pixels"  # pixels (ours) | rows (the original Plastic-UNet design)
+    # pixels (ours) | rows (the original Plastic-UNet's placement, our episodes) | original (its placement and
+    # dynamics: one step per sample, trace carried sample to sample, reset each epoch, zero at evaluation)
+    placement: Literal["pixels", "rows", "original"] = "pixels"
     alpha: Literal["free", "yoked"] = "free"  # free (C,K) | yoked (scalar)
     steps: Annotated[int, Range(1, 64)] = 3  # plastic iterations per image episode (step 0 uses Hebb_0; T=2 cannot tell hebb from oja)
     episode: Literal["image", "lifetime"] = "image"  # image (Hebb_0 = 0) | lifetime (Hebb_0 = the lifetime trace)
@@ -238,7 +240,11 @@ def check_config(cfg: Config) -> Config:
             f"{cfg.model.encoder_depth}; give one decoder width per encoder stage"
         )
     head = cfg.model.head
-    if head.rule != "none" and head.steps == 1 and head.episode == "image":
+    if head.placement == "original" and head.rule not in ("hebb", "oja"):
+        raise PipelineError(f"config: 'model.head.rule' is {head.rule!r} with placement original; the original had hebb and oja only")
+    if head.placement == "original" and head.episode == "lifetime":
+        raise PipelineError("config: placement original carries its own trace from sample to sample; use episode image with it")
+    if head.placement != "original" and head.rule != "none" and head.steps == 1 and head.episode == "image":
         raise PipelineError("config: 'model.head.steps' is 1 with episode image: the trace starts at zero and is never read; use steps >= 2 or episode lifetime")
     return cfg
 

@@ -89,3 +89,11 @@ def test_cli_reports_a_bad_value_in_one_line_and_writes_nothing(workdir, capsys)
     err = capsys.readouterr().err
     assert err.startswith("error: config: 'train.batch_size' is 0") and len(err.strip().splitlines()) == 1
     assert not (workdir / "runs" / "bad").exists()
+
+
+def test_original_placement_takes_the_original_rules_and_its_own_trace():
+    with pytest.raises(PipelineError, match="placement original; the original had hebb and oja only"):
+        load_config("smoke", ["model.head.placement=original", "model.head.rule=neuromod"])
+    with pytest.raises(PipelineError, match="carries its own trace"):
+        load_config("smoke", ["model.head.placement=original", "model.head.episode=lifetime"])
+    assert load_config("smoke", ["model.head.placement=original", "model.head.steps=1"]).model.head.placement == "original"

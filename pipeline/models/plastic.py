@@ -63,7 +63,7 @@ class PlasticHead(nn.Module):
         if cfg.rule not in RULES:
             raise ValueError(f"unknown plasticity rule {cfg.rule!r}; choose one of {RULES}")
         self.rule, self.placement = cfg.rule, cfg.placement
-        if self.placement == "rows":
+        if self.placement in ("rows", "original"):
             # the original Plastic-UNet: a 1-channel logit map L (N x N) times (W + alpha * Hebb) (N x N)
             self.to_logits = nn.Conv2d(in_channels, 1, kernel_size=1)
             n_in = n_out = input_size
@@ -85,13 +85,15 @@ class PlasticHead(nn.Module):
             self.modulator = nn.Linear(n_in, modulator_out)  # M = tanh(u . mean_p x + c)
             nn.init.normal_(self.modulator.weight, std=0.1)
             nn.init.zeros_(self.modulator.bias)
-        if cfg.steps == 1:
+        if cfg.steps == 1 or self.placement == "original":
             # one step reads Hebb_0 and never updates it within the image: eta and M only shape the lifetime trace
             # (under no_grad), so no gradient reaches them. They stay fixed at their initial values, and are
             # marked so (DDP and the optimizer then leave them alone); fixed_parameters_note() says so in the log.
             for name, parameter in self.named_parameters():
                 if name == "eta_logit" or name.startswith("modulator."):
                     parameter.requires_grad_(False)
+        if self.placement == "original":
+            self.register_buffer("carried_hebb", torch.zeros(n_in, n_out))  # carried from sample to sample
         if cfg.episode == "lifetime":
             self.register_buffer("lifetime_hebb", torch.zeros(n_in, n_out))
             self.register_buffer("lifetime_eligibility", torch.zeros(n_in, n_out))
@@ -115,11 +117,16 @@ class PlasticHead(nn.Module):
     def adapts_at_inference(self) -> bool:
         return self.uses_lifetime and self.cfg.inference_plasticity == "adapt"
 
+    @property
+    def resets_each_epoch(self) -> bool:
+        return self.placement == "original" or (self.uses_lifetime and self.cfg.lifetime_reset_each_epoch)
+
     def fixed_parameters_note(self) -> str | None:
         fixed = [name for name, parameter in self.named_parameters() if not parameter.requires_grad]
         if not fixed:
             return None
-        return (f"model.head.steps=1: {', '.join(fixed)} get no gradient (one step never reads the trace it updates); "
+        setting = "model.head.placement=original" if self.placement == "original" else "model.head.steps=1"
+        return (f"{setting}: {', '.join(fixed)} get no gradient (one step never reads the trace it updates); "
                 f"they stay at their initial values (eta = {float(self.eta.detach()) if self.uses_eta else 'n/a'})")
 
     def _inputs(self, features: torch.Tensor):
@@ -153,7 +160,32 @@ class PlasticHead(nn.Module):
                 return self._rows_plain(features)
             return F.conv2d(features, self.weight.t()[:, :, None, None].to(features.dtype), self.bias.to(features.dtype))
         with torch.autocast(device_type=features.device.type, enabled=False):  # trace maths in fp32
-            return self._plastic_forward(features.to(torch.promote_types(features.dtype, torch.float32)))
+            features = features.to(torch.promote_types(features.dtype, torch.float32))
+            if self.placement == "original":
+                return self._original_forward(features)
+            return self._plastic_forward(features)
+
+    def _original_forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The original Plastic-UNet's dynamics: one plastic step per sample, the trace carried from sample to
+        sample (in the batch's order; at batch size 1 exactly the original), reset each epoch, zero at evaluation,
+        and the raw logit map L for both product and update. Its update takes row 0 only: the original's
+        bmm(L.unsqueeze(2), y.unsqueeze(1))[0] on an (N,N) map is the outer product of L[0] and y[0]."""
+        logit_map = self.to_logits(features)[:, 0]  # (B,N,N)
+        if logit_map.shape[-1] != self.weight.shape[0]:
+            raise ValueError(f"original placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
+        if not self.training:
+            return (logit_map @ self.weight + self.bias).unsqueeze(1)
+        outputs = []
+        for image in logit_map:
+            trace = self.carried_hebb  # replaced, never changed in place: autograd keeps the one this step read
+            z = image @ (self.weight + self.alpha * trace) + self.bias  # (N,N)
+            outputs.append(z)
+            with torch.no_grad():
+                post = torch.sigmoid(z[0])
+                coactivation = torch.outer(image[0], post)
+                self.carried_hebb, _ = plastic_update(self.rule, "hard", trace, trace, coactivation, post.pow(2)[None], self.eta, None)
+        self._last_trace = self.carried_hebb
+        return torch.stack(outputs).unsqueeze(1)
 
     def _rows_plain(self, features):
         product, _, to_logits = self._inputs(features)
@@ -226,6 +258,10 @@ class PlasticHead(nn.Module):
 
         `all_reduce(tensor)` averages a tensor across DDP ranks in place, so every rank's trace stays identical.
         """
+        if self.placement == "original":  # under DDP every rank carries the mean trace
+            if all_reduce is not None:
+                all_reduce(self.carried_hebb)
+            return
         if not self.uses_lifetime or self._pending is None:
             return
         coactivation, post_power, modulation = self._pending
@@ -237,6 +273,8 @@ class PlasticHead(nn.Module):
 
     @torch.no_grad()
     def reset_lifetime(self) -> None:
+        if self.placement == "original":
+            self.carried_hebb.zero_()
         if self.uses_lifetime:
             self.lifetime_hebb.zero_()
             self.lifetime_eligibility.zero_()

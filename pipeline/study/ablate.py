@@ -25,6 +25,8 @@ from pipeline.training.trainer import train  # noqa: E402
 # one entry per plasticity rule (from the config's declaration), plus the original Plastic-UNet's placement
 HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
     "original-rows": ["model.head.rule=hebb", "model.head.placement=rows"],
+    # the original Plastic-UNet itself: its placement and dynamics, trained at batch size 1
+    "original": ["model.head.rule=hebb", "model.head.placement=original", "train.batch_size=1"],
 }
 
 

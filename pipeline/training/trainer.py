@@ -171,8 +171,8 @@ class FoldTraining:
     # ----- one epoch ----------------------------------------------------------------------------------
     def train_epoch(self) -> dict:
         cfg, device, epoch = self.cfg, self.ctx.device, self.epoch
-        if epoch > 0 and cfg.model.head.lifetime_reset_each_epoch:
-            for head in self.heads:
+        for head in self.heads:
+            if head.resets_each_epoch:
                 head.reset_lifetime()
         self.loader.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)

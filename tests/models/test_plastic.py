@@ -306,3 +306,38 @@ def test_adapt_at_inference_does_not_depend_on_batch_size_and_learns_once_per_im
     np.testing.assert_allclose(frozen[0], results[1][0], rtol=0, atol=1e-6)  # image 0 reads the untouched trace
     assert np.abs(frozen[-1] - results[1][-1]).max() > 1e-5
     assert not torch.equal(traces[1], start["unet.segmentation_head.lifetime_hebb"])
+
+
+def test_original_placement_reproduces_the_original_dynamics_at_batch_size_1():
+    """One step per sample, trace carried from sample to sample from the raw logit map's row 0, zero at eval."""
+    torch.manual_seed(0)
+    n = 8
+    head = PlasticHead(3, 1, HeadConfig(rule="oja", placement="original", eta_init=0.3), input_size=n).double()
+    with torch.no_grad():
+        head.alpha.normal_(0, 1.0)
+        head.weight.add_(torch.randn(n, n, dtype=torch.float64) * 0.3)
+    features = torch.randn(4, 3, n, n, dtype=torch.float64)
+    W, alpha, b = (t.detach().numpy() for t in (head.weight, head.alpha, head.bias))
+    eta = float(head.eta.detach())
+    conv_w, conv_b = head.to_logits.weight.detach().numpy()[0, :, 0, 0], float(head.to_logits.bias.detach())
+    hebb = np.zeros((n, n))
+    expected = []
+    for image in features.numpy():
+        L = np.tensordot(conv_w, image, axes=1) + conv_b  # the raw logit map, no tanh
+        z = L @ (W + alpha * hebb) + b
+        expected.append(z)
+        y0 = sigmoid(z[0])
+        hebb = np.clip(hebb + eta * (np.outer(L[0], y0) - hebb * (y0**2)[None, :]), -1, 1)  # Oja, as the original wrote it
+    head.train()
+    got = torch.cat([head(features[i : i + 1]) for i in range(4)])[:, 0].detach().numpy()
+    np.testing.assert_allclose(got, np.stack(expected), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(head.carried_hebb.numpy(), hebb, rtol=1e-10, atol=1e-12)
+    assert np.abs(hebb).max() > 1e-3
+    # a batch of 4 runs the same sample-to-sample dynamics
+    head.reset_lifetime()
+    np.testing.assert_allclose(head(features)[:, 0].detach().numpy(), np.stack(expected), rtol=1e-10, atol=1e-10)
+    # evaluation zeroes the trace; an epoch starts from zero
+    head.eval()
+    L = torch.einsum("c,bchw->bhw", head.to_logits.weight[0, :, 0, 0], features) + head.to_logits.bias
+    torch.testing.assert_close(head(features)[:, 0], L @ head.weight + head.bias)
+    assert head.resets_each_epoch and head.fixed_parameters_note().startswith("model.head.placement=original: eta_logit")
