@@ -140,6 +140,10 @@ class TrainConfig:
 @dataclass
 class InferConfig:
     batch_size: Count = 64
+    # which checkpoint of each fold predicts OOF and test: last (not chosen on any image it scores, so the OOF
+    # score and the OOF-tuned threshold are honest) | best (the epoch with the best validation metric: chosen
+    # on the very images its OOF predictions score, so its OOF is optimistic)
+    checkpoint: Literal["last", "best"] = "last"
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
     thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
     min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])

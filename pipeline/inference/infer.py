@@ -20,14 +20,16 @@ from pipeline.training.checkpoint import load_checkpoint, load_model_state
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    found = sorted(Path(run_dir).glob("fold_*/best.pt"))
+    """Each fold's checkpoint that infer.checkpoint names (last.pt by default)."""
+    name = load_run_config(run_dir).infer.checkpoint
+    found = sorted(Path(run_dir).glob(f"fold_*/{name}.pt"))
     if not found:
-        raise PipelineError(f"{run_dir} has no fold_*/best.pt: train the run first (python -m pipeline train --run {Path(run_dir).name})")
+        raise PipelineError(f"{run_dir} has no fold_*/{name}.pt: train the run first (python -m pipeline train --run {Path(run_dir).name})")
     return found
 
 
 def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device: torch.device) -> np.ndarray:
-    """Mean over folds (best checkpoints) and TTA views of the test probabilities, (N,101,101) float32.
+    """Mean over folds (infer.checkpoint) and TTA views of the test probabilities, (N,101,101) float32.
 
     The plastic lifetime trace comes from each checkpoint and follows its `inference_plasticity` setting.
     """

@@ -13,11 +13,15 @@ from pipeline.models.plastic import plastic_heads
 
 
 
-def _apply_view(batch: torch.Tensor, view: str) -> torch.Tensor:
+def _apply_view(images, view: str):
+    """A TTA view of 101x101 images (numpy (N,H,W)) or of probabilities (torch (N,H,W)); hflip is its own inverse.
+
+    Views act in the original 101 px geometry, before padding: flipping the padded input instead would move
+    the image by a pixel whenever the padding is uneven (101 -> 128 pads 13 and 14)."""
     if view == "none":
-        return batch
+        return images
     if view == "hflip":
-        return torch.flip(batch, dims=[-1])
+        return torch.flip(images, dims=[-1]) if isinstance(images, torch.Tensor) else np.ascontiguousarray(images[..., ::-1])
     raise ValueError(f"unknown TTA view {view!r}; choose from {TTA_VIEWS}")
 
 
@@ -35,20 +39,23 @@ def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, dev
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     for start in range(0, len(images), batch_size):
         stop = start + batch_size
-        inputs = batch_inputs(images[start:stop], depth[start:stop], cfg.data).to(device, non_blocking=True)
-        inputs = inputs.contiguous(memory_format=memory_format)
+        view_inputs = [
+            batch_inputs(_apply_view(images[start:stop], view), depth[start:stop], cfg.data).to(device, non_blocking=True).contiguous(
+                memory_format=memory_format)
+            for view in views
+        ]
         if adapting:  # the body batched, the head image by image in order (the trace learns from each image)
             with autocast(device, cfg.train.amp):
-                decoded = [model.body(_apply_view(inputs, view))[0] for view in views]
+                decoded = [model.body(inputs)[0] for inputs in view_inputs]
             view_logits = model.head.adapt_sequentially(decoded)
         else:
             view_logits = []
-            for view in views:
+            for inputs in view_inputs:
                 with autocast(device, cfg.train.amp):
-                    view_logits.append(model(_apply_view(inputs, view))[0])
+                    view_logits.append(model(inputs)[0])
         total = None
         for view, logits in zip(views, view_logits):
-            probs = _apply_view(torch.sigmoid(logits.float()), view)
+            probs = _apply_view(to_original_geometry(torch.sigmoid(logits.float()), cfg.data), view)
             total = probs if total is None else total + probs
-        out[start:stop] = to_original_geometry(total / len(views), cfg.data).cpu().numpy()
+        out[start:stop] = (total / len(views)).cpu().numpy()
     return out

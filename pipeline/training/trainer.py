@@ -349,10 +349,9 @@ def finish_fold(training: FoldTraining, train: TrainSet, split: FoldData) -> Non
 
 
 def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldData, device) -> None:
-    """Probabilities of the held-out images from the best checkpoint, 101x101 float16, with their ids."""
-    best_path = fold_dir / "best.pt"
-    state = load_checkpoint(best_path, cfg)
-    load_model_state(model, state, best_path)
+    """Probabilities of the held-out images from the checkpoint infer.checkpoint names, 101x101 float16, with their ids."""
+    path = fold_dir / f"{cfg.infer.checkpoint}.pt"
+    load_model_state(model, load_checkpoint(path, cfg), path)
     index = split.val_index
     with lifetime_preserved(model):
         probs = predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)

@@ -341,3 +341,43 @@ def test_original_placement_reproduces_the_original_dynamics_at_batch_size_1():
     L = torch.einsum("c,bchw->bhw", head.to_logits.weight[0, :, 0, 0], features) + head.to_logits.bias
     torch.testing.assert_close(head(features)[:, 0], L @ head.weight + head.bias)
     assert head.resets_each_epoch and head.fixed_parameters_note().startswith("model.head.placement=original: eta_logit")
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("episode", ["image", "lifetime"])
+def test_each_image_is_independent_of_its_batch_in_training_mode(rule, episode):
+    """In training mode too (where the lifetime path records statistics): image i's logits do not depend on
+    the other images of its batch, nor on their order."""
+    head = make_head(rule, episode=episode)
+    if episode == "lifetime":
+        with torch.no_grad():
+            head.lifetime_hebb.normal_(0, 0.3)
+    head.train()
+    features = torch.randn(5, 6, 4, 4, dtype=torch.float64)
+    together = head(features)
+    for i in (0, 3):
+        torch.testing.assert_close(head(features[i : i + 1])[0], together[i], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(head(features.flip(0)).flip(0), together, rtol=1e-12, atol=1e-12)
+
+
+def test_clip_modes_by_hand():
+    """decay: (1 - eta) H + eta M D;  oja: clamp(H + M D - |M| s H);  hard: clamp(H + M D). Numbers by hand."""
+    hebb = torch.tensor([[[0.5], [-0.9]]])  # (1, C=2, K=1)
+    coactivation = torch.tensor([[[0.4], [-0.6]]])
+    post_power = torch.tensor([[[0.25]]])
+    modulation = torch.tensor([[[-0.5]]])
+    eta = torch.tensor(0.2)
+    decay, _ = plastic_update("neuromod", "decay", hebb, hebb, coactivation, post_power, eta, modulation)
+    # 0.8 * 0.5 + 0.2 * (-0.5) * 0.4 = 0.36;  0.8 * -0.9 + 0.2 * (-0.5) * (-0.6) = -0.66
+    torch.testing.assert_close(decay, torch.tensor([[[0.36], [-0.66]]]))
+    oja, _ = plastic_update("neuromod", "oja", hebb, hebb, coactivation, post_power, eta, modulation)
+    # 0.5 - 0.2 - 0.5 * 0.25 * 0.5 = 0.2375;  -0.9 + 0.3 - 0.5 * 0.25 * (-0.9) = -0.4875
+    torch.testing.assert_close(oja, torch.tensor([[[0.2375], [-0.4875]]]))
+    hard, _ = plastic_update("neuromod", "hard", hebb, hebb, torch.tensor([[[-2.0], [3.0]]]), post_power, eta, modulation)
+    # 0.5 + 1.0 = 1.5 -> 1;  -0.9 - 1.5 = -2.4 -> -1
+    torch.testing.assert_close(hard, torch.tensor([[[1.0], [-1.0]]]))
+    elig = torch.tensor([[[0.1], [0.2]]])
+    hebb_new, elig_new = plastic_update("eligibility", "decay", hebb, elig, coactivation, post_power, eta, modulation)
+    # E <- 0.8 E + 0.2 S = (0.16, 0.04); H <- 0.8 H + 0.2 M E_new = (0.4 - 0.016, -0.72 - 0.004)
+    torch.testing.assert_close(elig_new, torch.tensor([[[0.16], [0.04]]]))
+    torch.testing.assert_close(hebb_new, torch.tensor([[[0.384], [-0.724]]]))

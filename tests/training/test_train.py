@@ -59,14 +59,37 @@ def test_resume_runs_only_the_remaining_epochs_and_matches_an_unbroken_run(workd
     ]
 
 
+@pytest.mark.parametrize("checkpoint", ["last", "best"])
+def test_oof_is_the_named_checkpoint_predicting_its_validation_images(workdir, checkpoint):
+    from pipeline.data.prep import load_train_cache
+    from pipeline.models.factory import build_model
+    from pipeline.models.predict import predict_probs
+
+    cfg = smoke("train.epochs=3", f"infer.checkpoint={checkpoint}", "train.device=cpu")
+    trainer.train(cfg, workdir / "runs" / "r", folds=[1])
+    fold_dir = workdir / "runs" / "r" / "fold_1"
+    oof = np.load(fold_dir / "oof.npy")
+    ids = (fold_dir / "oof_ids.csv").read_text().split()[1:]
+    assert oof.dtype == np.float16 and oof.shape == (len(ids), 101, 101)
+    train_set = load_train_cache(workdir / "data")
+    split = trainer.fold_split(train_set, workdir / "folds" / "folds.csv", 1)
+    assert ids == train_set.ids[split.val_index].tolist()  # exactly fold 1's images, in order
+    model = build_model(cfg)
+    model.load_state_dict(load_checkpoint(fold_dir / f"{checkpoint}.pt")["model"])
+    expected = predict_probs(model, train_set.images[split.val_index], train_set.depth[split.val_index], cfg, torch.device("cpu"),
+                             views=cfg.infer.tta)
+    np.testing.assert_allclose(oof.astype(np.float32), expected, atol=1e-3)  # float16 storage
+    other = "best" if checkpoint == "last" else "last"
+    other_state = load_checkpoint(fold_dir / f"{other}.pt")
+    if other_state["epoch"] != load_checkpoint(fold_dir / f"{checkpoint}.pt")["epoch"]:
+        model.load_state_dict(other_state["model"])
+        other_probs = predict_probs(model, train_set.images[split.val_index], train_set.depth[split.val_index], cfg, torch.device("cpu"))
+        assert np.abs(other_probs - expected).max() > 1e-3  # the choice matters, so the test can tell them apart
+
+
 def test_outputs_of_a_fold(workdir):
     trainer.train(smoke(), workdir / "runs" / "r", folds=[1])
     fold_dir = workdir / "runs" / "r" / "fold_1"
-    oof = np.load(fold_dir / "oof.npy")
-    assert oof.dtype == np.float16 and oof.shape[1:] == (101, 101)
-    assert 0 <= oof.min() and oof.max() <= 1
-    ids = (fold_dir / "oof_ids.csv").read_text().split()[1:]
-    assert len(ids) == len(oof)
     header = (fold_dir / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"epoch", "val_metric", "val_loss", "train_img_per_s", "head_eta", "head_alpha_abs"} <= set(header)
     assert (workdir / "runs" / "r" / "config.yaml").exists()
@@ -207,7 +230,7 @@ def test_validation_and_oof_leave_the_lifetime_trace_as_training_left_it(workdir
 
     def watched_write_oof(cfg, fold_dir, model, train, split, device):
         original_write_oof(cfg, fold_dir, model, train, split, device)
-        best = load_checkpoint(fold_dir / "best.pt")["model"]["unet.segmentation_head.lifetime_hebb"]
+        best = load_checkpoint(fold_dir / f"{cfg.infer.checkpoint}.pt")["model"]["unet.segmentation_head.lifetime_hebb"]
         assert best.abs().sum() > 0
         unchanged.append(("oof", torch.equal(best, model.head.lifetime_hebb)))
 
