@@ -45,12 +45,22 @@ gpu_count() {
   fi
   echo "$torch_gpus"
 }
-stage() { echo; echo "== $* =="; py -m pipeline "$@"; }
+TIMINGS=""
+timed() {  # run a command; append "NAME seconds" to $TIMINGS
+  local name=$1 started=$SECONDS
+  shift
+  "$@"
+  [ -n "$TIMINGS" ] && echo "$name $((SECONDS - started))" >> "$TIMINGS"
+  return 0
+}
+stage() { echo; echo "== $* =="; timed "$1" py -m pipeline "$@"; }
 
 main_job() {
   local force=0
   [ "${1:-}" = "--force" ] && force=1
   local started=$SECONDS
+  TIMINGS=$(mktemp)
+  trap 'rm -f "$TIMINGS"' EXIT
   if [ ! -f "$DATA/train.csv" ]; then
     stage synth --out "$DATA" --train "$DEMO_TRAIN" --test "$DEMO_TEST" --seed 0
   fi
@@ -65,7 +75,7 @@ main_job() {
   [ $force = 1 ] && rm -rf "runs/$run"
   if [ "$gpus" -gt 1 ]; then
     echo; echo "== train (torchrun, $gpus GPUs) =="
-    py -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
+    timed train py -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
       -m pipeline -- train --config "$preset" --run "$run" --data "$DATA" --resume
   else
     stage train --config "$preset" --run "$run" --data "$DATA" --resume
@@ -76,7 +86,7 @@ main_job() {
   submission=$(ls -t submissions/"$run"-*.csv 2>/dev/null | head -n 1 || true)
   if [ $force = 1 ] || [ -z "$submission" ] || [ "runs/$run/test_probs.npy" -nt "$submission" ]; then
     echo; echo "== submit =="
-    output=$(py -m pipeline submit --run "$run")
+    output=$(timed submit py -m pipeline submit --run "$run")
     echo "$output"
     submission=$(tail -n 1 <<<"$output")
   else
@@ -85,12 +95,14 @@ main_job() {
   local score="(no truth file: the real competition scores on Kaggle)"
   if [ -f "$DATA/test_truth.csv" ]; then
     echo; echo "== evaluate =="
-    output=$(py -m pipeline evaluate --submission "$submission" --truth "$DATA/test_truth.csv")
+    output=$(timed evaluate py -m pipeline evaluate --submission "$submission" --truth "$DATA/test_truth.csv")
     echo "$output"
     score=$(tail -n 1 <<<"$output")
   fi
   stage report --run "$run"
+  echo "total $((SECONDS - started))" >> "$TIMINGS"
   echo
+  py -m pipeline summary --run "$run" --submission "$submission" --truth "$DATA/test_truth.csv" --timings "$TIMINGS"
   echo "done in $((SECONDS - started)) s"
   echo "local test $score"
   echo "submission: $submission"

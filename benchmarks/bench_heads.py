@@ -1,96 +1,124 @@
-"""Train-step speed of the same U-Net with each head vs the plain head (batch 16, 128 px), and batched
-plastic training vs an original-style loop (batch size 1, trace carried from image to image).
+"""What a plastic head costs, and what batching buys, measured so that each row compares like with like.
 
-Goals: head overhead <= 5%; batched >= 20x the img/s of the batch-1 loop.
+1. Overhead: one full train step (forward, loss, backward, AdamW step, consolidate) of the same U-Net with each
+   head vs the plain head, on both presets' U-Nets at 128 px: cpu-demo's (tu-resnet10t depth 3, batch 16) and
+   gpu-full's (ResNet34, batch 8 on CPU). Goal: <= 5% for every rule.
+2. Batching: for each head design, B images as one batch vs the same B images one at a time (batch 1 cycling
+   over B distinct images): the same head, the same images, the same number of image-steps on both sides.
+   The original Plastic-UNet (placement original: its own dynamics, trained at batch size 1) is its own row.
+
+Timings are medians of interleaved rounds (every side once per round), with min and max. Every step checks its
+batch is not empty and its loss is finite, and fails loudly otherwise.
+
+    .venv/bin/python benchmarks/bench_heads.py       (writes benchmarks/results/heads.json)
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
+import numpy as np
 import torch
-from common import write_result
+from common import check_batch, check_finite, interleaved, write_result
 
 from pipeline.config import load_config
+from pipeline.data.dataset import batch_inputs, to_input_geometry
+from pipeline.data.synth import make_sample
 from pipeline.models.factory import build_model, count_parameters
 from pipeline.models.plastic import plastic_heads
 from pipeline.study.ablate import HEADS
 
+NETWORKS = {
+    "cpu-demo": {"preset": "cpu-demo", "batch": 16, "label": "tu-resnet10t depth 3, decoder (32,16,8)"},
+    "gpu-full": {"preset": "gpu-full", "batch": 8, "label": "ResNet34, decoder (256,128,64,32,16), depth channel, aux head"},
+}
+OVERHEAD_HEADS = [name for name in HEADS if name != "original"]  # `original` trains at batch 1: see the batching rows
 
 
-def bench_config(size: int, extra: list[str]):
-    base = [f"data.input_size={size}", "data.resize=false"] if size >= 101 else [f"data.input_size={size}", "data.resize=true"]
-    return load_config("cpu-demo", base + extra)
+def real_batch(cfg, batch: int, seed: int = 11):
+    """Synthetic seismic images and masks (salt in every other one) in the network's geometry."""
+    samples = [make_sample(seed=seed, index=i, has_salt=i % 2 == 0, constant=False) for i in range(batch)]
+    images = np.stack([s.image for s in samples])
+    depth = np.array([s.depth for s in samples], np.float32)
+    masks = np.stack([to_input_geometry(s.mask, cfg.data, is_mask=True) for s in samples]).astype(np.float32)
+    return batch_inputs(images, depth, cfg.data).contiguous(memory_format=torch.channels_last), torch.from_numpy(masks[:, None])
 
 
 class Stepper:
-    """One model, optimizer and batch; `step()` is one full training step."""
+    """One model and optimizer; `step(images, masks)` is one full training step."""
 
-    def __init__(self, cfg, batch: int, device):
+    def __init__(self, cfg):
         torch.manual_seed(0)
-        self.model = build_model(cfg).to(device).to(memory_format=torch.channels_last)
+        self.model = build_model(cfg).to(memory_format=torch.channels_last).train()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
-        size = cfg.data.input_size
-        self.images = torch.randn(batch, 1, size, size, device=device).contiguous(memory_format=torch.channels_last)
-        self.masks = (torch.rand(batch, 1, size, size, device=device) > 0.5).float()
         self.heads = plastic_heads(self.model)
         self.loss = torch.nn.BCEWithLogitsLoss()
-        self.batch = batch
-        self.device = device
+        self.name = cfg.model.head.rule
 
-    def step(self, index: int = 0):
-        images = self.images if self.batch == len(self.images) else self.images[index : index + 1]
+    def step(self, images, masks):
+        check_batch(images, self.name)
         logits, _ = self.model(images)
-        loss = self.loss(logits, self.masks[: len(images)])
+        loss = self.loss(logits.float(), masks)
+        check_finite(loss, self.name)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         for head in self.heads:
             head.consolidate()
 
-    def rate(self, steps: int) -> float:
-        self.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        for i in range(steps):
-            self.step(i)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return steps * self.batch / (time.perf_counter() - started)
 
-
-def run(size: int = 128, batch: int = 16, steps: int = 10, rounds: int = 4) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    steppers = {name: Stepper(bench_config(size, overrides), batch, device) for name, overrides in HEADS.items()}
-    rates = {name: 0.0 for name in HEADS}
-    for _ in range(rounds):  # interleaved rounds, best of each: fair under background load
-        for name, stepper in steppers.items():
-            rates[name] = max(rates[name], stepper.rate(steps))
-    overhead = {name: 1 - rates[name] / rates["none"] for name in HEADS}
-    # original style: batch size 1, the rows design, its trace carried from image to image (lifetime episode)
-    original = Stepper(bench_config(size, HEADS["original-rows"] + ["model.head.episode=lifetime"]), 1, device)
-    original.images = torch.randn(batch, 1, size, size, device=device).contiguous(memory_format=torch.channels_last)
-    original_rate = max(original.rate(steps * 4) for _ in range(rounds))
+def overhead(network: str, size: int, rounds: int) -> dict:
+    spec = NETWORKS[network]
+    base = [f"data.input_size={size}", "data.resize=false"]
+    steppers = {name: Stepper(load_config(spec["preset"], base + HEADS[name])) for name in OVERHEAD_HEADS}
+    cfg = load_config(spec["preset"], base)
+    images, masks = real_batch(cfg, spec["batch"])
+    timings = interleaved({name: (lambda s=s: s.step(images, masks)) for name, s in steppers.items()}, rounds=rounds)
+    none = timings["none"]["median_s"]
     return {
-        "device": str(device),
-        "batch": batch,
+        "network": f"{spec['label']} ({network} U-Net)",
+        "batch": spec["batch"],
         "input_px": size,
-        "encoder": "tu-resnet10t depth 3, decoder (32,16,8) (cpu-demo U-Net)",
-        "train_img_per_s": rates,
-        "overhead_vs_none": overhead,
+        "step_s": timings,
+        "overhead_vs_none": {name: t["median_s"] / none - 1 for name, t in timings.items()},
         "parameters": {name: count_parameters(s.model) for name, s in steppers.items()},
-        "original_style_batch1_img_per_s": original_rate,
-        "batched_hebb_vs_original_speedup": rates["hebb"] / original_rate,
-        "goals": {"overhead_vs_none": 0.05, "batched_hebb_vs_original_speedup": 20.0},
+    }
+
+
+def batching(size: int, batch: int, rounds: int) -> dict:
+    """Per design: one batch of B vs B batches of 1 over the same B images (cpu-demo U-Net)."""
+    base = [f"data.input_size={size}", "data.resize=false"]
+    cfg = load_config("cpu-demo", base)
+    images, masks = real_batch(cfg, batch)
+    rows = {}
+    for name in ("none", "hebb", "original-rows"):
+        batched, single = Stepper(load_config("cpu-demo", base + HEADS[name])), Stepper(load_config("cpu-demo", base + HEADS[name]))
+        timings = interleaved({
+            "batch": lambda: batched.step(images, masks),
+            "batch1": lambda: [single.step(images[i : i + 1], masks[i : i + 1]) for i in range(batch)],
+        }, rounds=rounds)
+        rows[name] = {"batch_img_per_s": batch / timings["batch"]["median_s"], "batch1_img_per_s": batch / timings["batch1"]["median_s"],
+                      "timings": timings}
+        rows[name]["batching_speedup"] = rows[name]["batch_img_per_s"] / rows[name]["batch1_img_per_s"]
+    original = Stepper(load_config("cpu-demo", base + [o for o in HEADS["original"] if not o.startswith("train.batch_size")]))
+    timing = interleaved({"batch1": lambda: [original.step(images[i : i + 1], masks[i : i + 1]) for i in range(batch)]}, rounds=rounds)
+    rows["original (Plastic-UNet dynamics, batch 1)"] = {"batch1_img_per_s": batch / timing["batch1"]["median_s"], "timings": timing}
+    return {"network": NETWORKS["cpu-demo"]["label"] + " (cpu-demo U-Net)", "input_px": size, "images": batch, "designs": rows}
+
+
+def run(size: int = 128, rounds: int = 5) -> dict:
+    torch.set_num_threads(torch.get_num_threads())
+    return {
+        "device": "cpu",
+        "overhead": {network: overhead(network, size, rounds) for network in NETWORKS},
+        "batching": batching(size, NETWORKS["cpu-demo"]["batch"], rounds),
+        "goals": {"overhead_vs_none": 0.05},
     }
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    write_result("heads", run(args.size, args.batch, args.steps))
+    write_result("heads", run(args.size, args.rounds))

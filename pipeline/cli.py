@@ -113,6 +113,14 @@ def _report(args):
     print(f"report: {index}")
 
 
+def _summary(args):
+    from pipeline.evaluation.summary import run_summary
+
+    path = run_summary(RUNS / args.run, Path(args.submission) if args.submission else None,
+                       Path(args.truth) if args.truth else None, Path(args.timings) if args.timings else None)
+    print(f"summary: {path}")
+
+
 def _ablate(args):
     from pipeline.study.ablate import ablate
 
@@ -188,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = stages.add_parser("report", help="plots and index.html in runs/NAME/report/")
     p.add_argument("--run", required=True)
     p.set_defaults(func=_report)
+
+    p = stages.add_parser("summary", help="runs/NAME/summary.json: every number about the run in one file",
+                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--run", required=True, help="run name under runs/")
+    p.add_argument("--submission", help="the run's submission CSV, scored against --truth")
+    p.add_argument("--truth", help="truth CSV of the test images (synthetic or holdout data)")
+    p.add_argument("--timings", help="file of 'stage seconds' lines (run.sh writes one)")
+    p.set_defaults(func=_summary)
 
     p = stages.add_parser("ablate", help="train every head with every seed on the same folds; table + plot")
     add_config(p)

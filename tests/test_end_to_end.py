@@ -49,6 +49,17 @@ def test_every_stage(tmp_path, monkeypatch, capsys):
         assert (report / name).stat().st_size > 1000, name
         assert name in (report / "index.html").read_text()
 
+    (tmp_path / "timings.txt").write_text("prep 3\ntrain 41\ntotal 60\n")
+    run(capsys, "summary", "--run", "e2e", "--submission", first, "--truth", "data/test_truth.csv", "--timings", "timings.txt")
+    summary = json.loads((tmp_path / "runs" / "e2e" / "summary.json").read_text())
+    assert summary["test"]["score"] == float(score_line.split()[1])  # the same number evaluate printed
+    assert summary["oof"]["score_tuned"] == round(post["oof_score"], 4)
+    assert summary["stage_seconds"] == {"prep": 3.0, "train": 41.0, "total": 60.0}
+    with open(tmp_path / "data" / "test_truth.csv", newline="") as handle:
+        empty = [not decode(r["rle_mask"]).any() for r in csv.DictReader(handle)]
+    assert summary["test"]["all_empty_score"] == round(float(np.mean(empty)), 4)
+    assert summary["folds"]["0"]["head_alpha_abs"]["last_epoch"] > 0  # neuromod (hard clip) has no eta
+
 
 def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
