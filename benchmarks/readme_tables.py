@@ -1,0 +1,122 @@
+"""The README's result tables, rendered from the committed files that hold their numbers.
+
+In README.md each such table sits between `<!-- table: NAME -->` and `<!-- /table -->`; NAME picks a renderer
+and its source file below. `python benchmarks/readme_tables.py` exits 1 and names every table that differs
+from its file; `--write` rewrites them. tests/test_readme.py runs the check, so a README figure cannot drift
+from its source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT  # noqa: E402
+
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
+
+
+def _json(path: str) -> dict:
+    return json.loads((ROOT / path).read_text())
+
+
+def benchmarks() -> str:
+    from run_all import markdown
+
+    return markdown(_json("benchmarks/results/latest.json"))
+
+
+def run_cpu_demo() -> str:
+    summary = _json("docs/run-cpu-demo.json")
+    folds = summary["folds"]
+    seconds = summary.get("stage_seconds", {})
+    lines = ["| measured | value |", "|---|---|"]
+    if seconds:
+        lines.append(f"| pipeline stages, synth to report (`total`) | {seconds['total']:.0f} s (" +
+                     ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total") + ") |")
+    lines += [
+        f"| training speed, mean over epochs and folds | {statistics.mean(f['train_img_per_s'] for f in folds.values()):.0f} img/s |",
+        "| validation metric per fold, last epoch (threshold 0.5) | " + ", ".join("%.3f" % f["last_val_metric"] for f in folds.values()) + " |",
+        f"| OOF metric, threshold 0.5 / tuned (threshold {summary['oof']['postprocess']['best_threshold']}, min area "
+        f"{summary['oof']['postprocess']['best_min_area']}) | {summary['oof']['score_threshold_0.5']:.4f} / {summary['oof']['score_tuned']:.4f} |",
+    ]
+    if "test" in summary:
+        test = summary["test"]
+        lines.append(f"| **local test score** ({test['images']:,} synthetic test images) | **{test['score']:.4f}** |")
+        lines.append(f"| all-empty submission on the same images | {test['all_empty_score']:.4f} |")
+        lines.append("| test score by coverage class (images) | " + ", ".join(
+            f"{row['coverage_class']}: {row['score']:.3f} ({row['images']})" for row in test["by_coverage"] if row["coverage_class"] != "all") + " |")
+    eta = [f["head_eta"] for f in folds.values() if "head_eta" in f]
+    alpha = [f["head_alpha_abs"] for f in folds.values() if "head_alpha_abs" in f]
+    if eta:
+        lines.append("| head eta, first -> last epoch, per fold | " + ", ".join("%.4f -> %.4f" % (e["first_epoch"], e["last_epoch"]) for e in eta) + " |")
+    if alpha:
+        lines.append("| head mean abs alpha, first -> last epoch, per fold | " + ", ".join("%.3f -> %.3f" % (a["first_epoch"], a["last_epoch"]) for a in alpha) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def study(name: str):
+    """A real-dev study's table, verbatim from docs/real-dev/NAME.md (written by benchmarks/real_dev.py)."""
+
+    def render() -> str:
+        text = (ROOT / "docs" / "real-dev" / f"{name}.md").read_text()
+        return "\n".join(line for line in text.splitlines() if line.startswith("|")) + "\n"
+
+    return render
+
+
+def fresh_clone() -> str:
+    with open(ROOT / "docs" / "real-dev" / "fresh-clone.csv", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle)]
+    versions = list(dict.fromkeys(row["code"] for row in rows))
+    seeds = sorted({row["seed"] for row in rows}, key=int)
+    lines = ["| code | " + " | ".join(f"carve seed {s}" for s in seeds) + " | mean |", "|---|" + "---|" * (len(seeds) + 1)]
+    for version in versions:
+        scores = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == version}
+        cells = [f"{scores[s]:.4f}" if s in scores else "-" for s in seeds]
+        lines.append(f"| {version} | " + " | ".join(cells) + f" | {statistics.mean(scores.values()):.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {
+    "benchmarks": benchmarks,
+    "run-cpu-demo": run_cpu_demo,
+    "fresh-clone": fresh_clone,
+    "head-design": study("head-design"),
+}
+
+
+def differences(text: str) -> tuple[str, list[str]]:
+    """(README text with every table re-rendered, names of the tables that changed)."""
+    changed = []
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"README.md: unknown table '{name}' (known: {', '.join(RENDERERS)})")
+        body = RENDERERS[name]()
+        if body != match.group("body"):
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return BLOCK.sub(replace, text), changed
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="rewrite the README's tables from their files")
+    args = parser.parse_args()
+    new_text, changed = differences(README.read_text())
+    if args.write:
+        README.write_text(new_text)
+        print(f"rewrote {len(changed)} table(s): {', '.join(changed) or 'none changed'}")
+    elif changed:
+        print(f"README.md tables differ from their files: {', '.join(changed)}; run benchmarks/readme_tables.py --write")
+        sys.exit(1)
