@@ -86,7 +86,7 @@ main_job() {
   submission=$(ls -t submissions/"$run"-*.csv 2>/dev/null | head -n 1 || true)
   if [ $force = 1 ] || [ -z "$submission" ] || [ "runs/$run/test_probs.npy" -nt "$submission" ]; then
     echo; echo "== submit =="
-    output=$(timed submit py -m pipeline submit --run "$run")
+    output=$(timed submit py -m pipeline submit --run "$run")  # an identical submission is not written twice
     echo "$output"
     submission=$(tail -n 1 <<<"$output")
   else
@@ -99,10 +99,10 @@ main_job() {
     echo "$output"
     score=$(tail -n 1 <<<"$output")
   fi
-  stage report --run "$run"
   echo "total $((SECONDS - started))" >> "$TIMINGS"
   echo
   py -m pipeline summary --run "$run" --submission "$submission" --truth "$DATA/test_truth.csv" --timings "$TIMINGS"
+  if [ $force = 1 ]; then stage report --run "$run" --force; else stage report --run "$run"; fi
   echo "done in $((SECONDS - started)) s"
   echo "local test $score"
   echo "submission: $submission"

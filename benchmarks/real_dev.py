@@ -59,7 +59,7 @@ def run_variant(config: str, overrides: list[str], data: Path, seed: int, folds:
     train(cfg, run_dir, folds, resume=True)
     train_s = time.perf_counter() - started
     oof = evaluate_run(run_dir, tuned=False)
-    post = infer(run_dir, force=True)
+    post = infer(run_dir, force=True, allow_partial=folds is not None)
     submission = submit(run_dir, run_dir / "submissions")["path"]
     test = evaluate_submission(Path(submission), data / "test_truth.csv")
     return {

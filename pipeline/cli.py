@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ RUNS = Path("runs")
 def _synth(args):
     from pipeline.data.synth import synthesize
 
+    print(f"synth: writing {args.train} train and {args.test} test images to {args.out} (--train/--test choose other sizes)", flush=True)
     layout = synthesize(Path(args.out), args.train, args.test, args.seed, args.force)
     print(f"wrote {args.train} train and {args.test} test images to {layout.root} (preview: {layout.root / 'preview.png'})")
 
@@ -29,12 +31,14 @@ def _holdout(args):
 def _prep(args):
     from pipeline.data.prep import prep
 
-    manifest = prep(Path(args.data), args.force)
+    manifest = prep(Path(args.data), args.force, args.allow_unlisted)
     if manifest["skipped"]:
         print(f"prep: {args.data}/cache is up to date, nothing to do")
     else:
         print(f"prep: cached {manifest['train_images']} train and {manifest['test_images']} test images in {args.data}/cache "
               f"(empty masks {manifest['empty_fraction']:.1%}, constant images {manifest['constant_images']})")
+        if manifest.get("unlisted_train_images"):
+            print(f"prep: {manifest['unlisted_train_images']} train images without a row in train.csv were left out (--allow-unlisted)")
 
 
 def _folds(args):
@@ -50,7 +54,7 @@ def _config(args):
     overrides = list(args.set or [])
     if getattr(args, "data", None):
         overrides.append(f"data.data_dir={args.data}")
-    return load_config(args.config, overrides)
+    return load_config(args.config or "cpu-demo", overrides)
 
 
 def _fold_list(text: str) -> list[int] | None:
@@ -63,32 +67,44 @@ def _fold_list(text: str) -> list[int] | None:
 
 
 def _train(args):
+    import shutil
+
     from pipeline.training.trainer import train
 
+    run_name = args.run or Path(args.config or "cpu-demo").stem
+    run_dir = RUNS / run_name
+    if args.force and os.environ.get("RANK", "0") == "0" and run_dir.exists():
+        shutil.rmtree(run_dir)  # retrain from scratch
+        print(f"train: --force removed {run_dir}", flush=True)
+    if args.config is None and (run_dir / "config.yaml").exists():
+        args.config = str(run_dir / "config.yaml")  # continuing a run: its own config is the default
+        print(f"train: using {args.config}", flush=True)
     cfg = _config(args)
-    run_name = args.run or Path(args.config).stem
-    results = train(cfg, RUNS / run_name, _fold_list(args.fold), args.resume)
+    results = train(cfg, run_dir, _fold_list(args.fold), args.resume)
     for result in results:
         if "best_score" in result:
             print(f"fold {result['fold']}: best val_metric {result['best_score']:.4f} at epoch {result['best_epoch']}")
-    print(f"run: {RUNS / run_name}")
+    print(f"run: {run_dir}")
 
 
 def _infer(args):
     from pipeline.inference.infer import infer
 
-    post = infer(RUNS / args.run, args.force)
+    post = infer(RUNS / args.run, args.force, args.allow_partial)
     if post.get("skipped"):
         print(f"infer: {RUNS / args.run} test probabilities are up to date, nothing to do")
         return
-    print(f"infer: {post['test_images']} test images at {post['test_img_per_s']:.0f} img/s; OOF-tuned threshold "
+    print(f"infer: ensemble of folds {', '.join(map(str, post['folds']))} ({post['checkpoint']}.pt each); "
+          f"{post['test_images']} test images at {post['test_img_per_s']:.0f} img/s; OOF-tuned threshold "
           f"{post['best_threshold']}, min area {post['best_min_area']}, OOF score {post['oof_score']:.4f}")
 
 
 def _submit(args):
     from pipeline.inference.submit import submit
 
-    summary = submit(RUNS / args.run, Path(args.out))
+    summary = submit(RUNS / args.run, Path(args.out), args.force)
+    if summary.get("unchanged"):
+        print("submit: identical to the latest submission of this run, not written again (--force writes a copy)")
     print(f"submit: {summary['images']} images, empty {summary['empty_fraction']:.1%}, mean coverage {summary['mean_coverage']:.3f} "
           f"(threshold {summary['threshold']}, min area {summary['min_area']})")
     print(summary["path"])
@@ -99,17 +115,18 @@ def _evaluate(args):
 
     if args.run:
         result = evaluate_run(RUNS / args.run)
+        print(format_table(result, label="OOF score"))
     elif args.submission and args.truth:
         result = evaluate_submission(Path(args.submission), Path(args.truth))
+        print(format_table(result))
     else:
         raise PipelineError("evaluate needs --run NAME, or both --submission CSV and --truth CSV")
-    print(format_table(result))
 
 
 def _report(args):
     from pipeline.evaluation.report import report
 
-    index = report(RUNS / args.run)
+    index = report(RUNS / args.run, args.force)
     print(f"report: {index}")
 
 
@@ -124,7 +141,7 @@ def _summary(args):
 def _ablate(args):
     from pipeline.study.ablate import ablate
 
-    outputs = ablate(args.config, args.heads.split(","), args.seeds, _fold_list(args.fold), list(args.set or []), Path(args.out), args.data)
+    outputs = ablate(args.config or "cpu-demo", args.heads.split(","), args.seeds, _fold_list(args.fold), list(args.set or []), Path(args.out), args.data)
     print(outputs["markdown"].read_text())
     print(f"ablation: {outputs['csv']} {outputs['markdown']} {outputs['plot']}")
 
@@ -133,85 +150,86 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="TGS Salt pipeline with plastic U-Net heads")
     stages = parser.add_subparsers(dest="stage", required=True)
 
-    p = stages.add_parser("synth", help="write synthetic seismic data in the Kaggle layout")
-    p.add_argument("--out", default="data")
-    p.add_argument("--train", type=int, default=4000)
-    p.add_argument("--test", type=int, default=18000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--force", action="store_true", help="replace an existing data folder")
-    p.set_defaults(func=_synth)
+    def stage(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        p = stages.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p.set_defaults(func=func)
+        return p
 
-    p = stages.add_parser("holdout", help="carve a local mini competition (train + held-out test with truth) from a labelled layout",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    def force(p, what: str):
+        p.add_argument("--force", action="store_true", help=f"redo it even when up to date: {what}")
+
+    p = stage("synth", "write synthetic seismic data in the Kaggle layout", _synth)
+    p.add_argument("--out", default="data", help="data folder to create")
+    p.add_argument("--train", type=int, default=4000, help="number of labelled train images (the competition's size)")
+    p.add_argument("--test", type=int, default=18000, help="number of test images (the competition's size)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the generator")
+    force(p, "replace an existing data folder")
+
+    p = stage("holdout", "carve a local mini competition (train + held-out test with truth) from a labelled layout", _holdout)
     p.add_argument("--data", required=True, help="labelled Kaggle layout to draw from (train.csv, depths.csv, train/)")
     p.add_argument("--out", required=True, help="new data folder for the mini competition")
     p.add_argument("--test", type=int, required=True, help="number of held-out images (their masks become test_truth.csv)")
     p.add_argument("--train", type=int, default=None, help="number of train images (default: all the rest)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
-    p.add_argument("--force", action="store_true", help="replace an existing data folder at --out")
-    p.set_defaults(func=_holdout)
+    force(p, "replace an existing data folder at --out")
 
-    p = stages.add_parser("prep", help="validate the data folder and cache it as arrays")
-    p.add_argument("--data", default="data")
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(func=_prep)
+    p = stage("prep", "validate the data folder and cache it as arrays", _prep)
+    p.add_argument("--data", default="data", help="data folder in the Kaggle layout")
+    p.add_argument("--allow-unlisted", action="store_true", help="train images without a row in train.csv are left out (else an error)")
+    force(p, "rebuild the cache although the inputs did not change")
 
-    p = stages.add_parser("folds", help="stratified k-fold split -> folds/folds.csv")
-    p.add_argument("--data", default="data")
-    p.add_argument("--k", type=int, default=5)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--by", choices=["coverage", "depth"], default="coverage")
-    p.add_argument("--out", default="folds/folds.csv")
-    p.add_argument("--force", action="store_true", help="replace a different existing split")
-    p.set_defaults(func=_folds)
+    p = stage("folds", "stratified k-fold split -> folds/folds.csv", _folds)
+    p.add_argument("--data", default="data", help="data folder (its prep cache)")
+    p.add_argument("--k", type=int, default=5, help="number of folds")
+    p.add_argument("--seed", type=int, default=42, help="seed of the split")
+    p.add_argument("--by", choices=["coverage", "depth"], default="coverage", help="stratify by coverage class or by depth")
+    p.add_argument("--out", default="folds/folds.csv", help="folds file to write")
+    force(p, "replace a different existing split")
 
-    def add_config(p):
-        p.add_argument("--config", default="cpu-demo", help="preset name (pipeline/configs) or YAML path")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=3")
+    def add_config(p, default_text="cpu-demo"):
+        p.add_argument("--config", default=None, help=f"preset name (pipeline/configs) or YAML path; default {default_text}")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=3 (repeatable)")
         p.add_argument("--data", help="data folder (same as --set data.data_dir=DIR)")
 
-    p = stages.add_parser("train", help="train one fold or all folds of a run")
-    add_config(p)
-    p.add_argument("--fold", default="all", help="fold number(s) or 'all'")
-    p.add_argument("--run", help="run name (default: the config's name)")
-    p.add_argument("--resume", action="store_true", help="continue from each fold's last.pt")
-    p.set_defaults(func=_train)
+    p = stage("train", "train one fold or all folds of a run", _train)
+    add_config(p, "the run's own runs/NAME/config.yaml when it exists, else cpu-demo")
+    p.add_argument("--fold", default="all", help="fold number(s) like 0 or 0,2, or 'all'")
+    p.add_argument("--run", help="run name under runs/ (default: the config's name)")
+    p.add_argument("--resume", action="store_true", help="continue each fold from its last.pt")
+    force(p, "delete runs/NAME and train from scratch")
 
-    p = stages.add_parser("infer", help="TTA fold-ensemble test probabilities; tune post-processing on OOF")
-    p.add_argument("--run", required=True)
-    p.add_argument("--force", action="store_true")
-    p.set_defaults(func=_infer)
+    p = stage("infer", "TTA fold-ensemble test probabilities; tune post-processing on OOF", _infer)
+    p.add_argument("--run", required=True, help="run name under runs/")
+    p.add_argument("--allow-partial", action="store_true", help="ensemble the folds that exist even if some are missing (else an error)")
+    force(p, "recompute although the test probabilities are newer than the checkpoints")
 
-    p = stages.add_parser("submit", help="write submissions/RUN-<time>.csv")
-    p.add_argument("--run", required=True)
-    p.add_argument("--out", default="submissions")
-    p.set_defaults(func=_submit)
+    p = stage("submit", "write the submission CSV of a run into a folder", _submit)
+    p.add_argument("--run", required=True, help="run name under runs/")
+    p.add_argument("--out", default="submissions", help="folder for the CSV (named RUN-<time>.csv)")
+    force(p, "write a new file even if the latest submission of the run is identical")
 
-    p = stages.add_parser("evaluate", help="competition score of a submission vs truth, or of a run's OOF")
-    p.add_argument("--submission")
-    p.add_argument("--truth")
-    p.add_argument("--run")
-    p.set_defaults(func=_evaluate)
+    p = stage("evaluate", "competition score of a submission vs truth, or of a run's OOF predictions", _evaluate)
+    p.add_argument("--submission", help="submission CSV (exactly id,rle_mask)")
+    p.add_argument("--truth", help="truth CSV (id,rle_mask), e.g. data/test_truth.csv")
+    p.add_argument("--run", help="score the run's OOF predictions instead (labelled 'OOF score')")
+    p.add_argument("--force", action="store_true", help="accepted for symmetry: evaluate always recomputes and writes nothing")
 
-    p = stages.add_parser("report", help="plots and index.html in runs/NAME/report/")
-    p.add_argument("--run", required=True)
-    p.set_defaults(func=_report)
+    p = stage("report", "plots and index.html in runs/NAME/report/", _report)
+    p.add_argument("--run", required=True, help="run name under runs/")
+    force(p, "rewrite the report although it is newer than the run's outputs")
 
-    p = stages.add_parser("summary", help="runs/NAME/summary.json: every number about the run in one file",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = stage("summary", "runs/NAME/summary.json: every number about the run in one file", _summary)
     p.add_argument("--run", required=True, help="run name under runs/")
     p.add_argument("--submission", help="the run's submission CSV, scored against --truth")
     p.add_argument("--truth", help="truth CSV of the test images (synthetic or holdout data)")
     p.add_argument("--timings", help="file of 'stage seconds' lines (run.sh writes one)")
-    p.set_defaults(func=_summary)
 
-    p = stages.add_parser("ablate", help="train every head with every seed on the same folds; table + plot")
+    p = stage("ablate", "train every head with every seed on the same folds; table + plot", _ablate)
     add_config(p)
-    p.add_argument("--heads", default="none,hebb,oja,neuromod,eligibility,original-rows")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--heads", default="none,hebb,oja,neuromod,eligibility,original-rows", help="comma-separated head names")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per head")
     p.add_argument("--fold", default="0", help="fold number(s) or 'all'")
-    p.add_argument("--out", default="runs/ablation")
-    p.set_defaults(func=_ablate)
+    p.add_argument("--out", default="runs/ablation", help="output folder")
     return parser
 
 

@@ -30,8 +30,11 @@ def test_every_stage(tmp_path, monkeypatch, capsys):
     assert {"best_threshold", "best_min_area", "oof_score", "curve"} <= set(post)
 
     first = run(capsys, "submit", "--run", "e2e")[-1]
-    second = run(capsys, "submit", "--run", "e2e")[-1]
-    assert first != second and first.startswith("submissions/e2e-") and first.endswith(".csv")
+    again = run(capsys, "submit", "--run", "e2e")
+    assert again[-1] == first and "not written again" in again[0]  # an identical submission is not written twice
+    assert len(list((tmp_path / "submissions").glob("e2e-*.csv"))) == 1
+    forced = run(capsys, "submit", "--run", "e2e", "--force")[-1]
+    assert forced != first and first.startswith("submissions/e2e-") and first.endswith(".csv")
     with open(tmp_path / first, newline="") as handle:
         rows = list(csv.DictReader(handle))
     with open(tmp_path / "data" / "sample_submission.csv", newline="") as handle:
@@ -41,7 +44,7 @@ def test_every_stage(tmp_path, monkeypatch, capsys):
 
     score_line = run(capsys, "evaluate", "--submission", first, "--truth", "data/test_truth.csv")[-1]
     assert score_line.startswith("score 0.") and len(score_line) == len("score 0.0000")
-    assert run(capsys, "evaluate", "--run", "e2e")[-1] == f"score {post['oof_score']:.4f}"
+    assert run(capsys, "evaluate", "--run", "e2e")[-1] == f"OOF score {post['oof_score']:.4f}"
 
     run(capsys, "report", "--run", "e2e")
     report = tmp_path / "runs" / "e2e" / "report"

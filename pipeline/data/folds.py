@@ -58,3 +58,7 @@ def make_folds(data_dir: Path, out: Path, k: int = 5, seed: int = 42, by: str = 
             )
     write_csv(out, ["id", "fold"], sorted(assignment.items(), key=lambda item: (item[1], item[0])))
     return assignment
+
+
+def number_of_folds(folds_file: Path) -> int:
+    return max(read_folds(folds_file).values()) + 1

@@ -67,11 +67,17 @@ def _depths_for(ids, depths: dict[str, float], path: Path) -> np.ndarray:
     return np.array([depths[i] for i in ids], np.float32)
 
 
-def load_train(layout: Layout, depths: dict[str, float]) -> TrainSet:
+def load_train(layout: Layout, depths: dict[str, float], allow_unlisted: bool = False) -> TrainSet:
     columns = read_csv_columns(layout.train_csv, ("id", "rle_mask"))
     ids = columns["id"]
     if not ids:
         raise PipelineError(f"{layout.train_csv} lists no images; it needs one row per training image")
+    unlisted = sorted({p.stem for p in (layout.root / "train" / "images").glob("*.png")} - set(ids))
+    if unlisted and not allow_unlisted:  # a truncated train.csv would otherwise silently shrink the training set
+        raise PipelineError(
+            f"{len(unlisted)} images in {layout.root / 'train' / 'images'} have no row in {layout.train_csv} (first: {unlisted[0]}); "
+            "restore the full CSV, or pass --allow-unlisted to train on the listed ones only"
+        )
     images = np.stack(_read_all(read_image, [layout.train_image(i) for i in ids]))
     masks = np.stack(_read_all(read_mask, [layout.train_mask(i) for i in ids]))
     for index, (image_id, rle) in enumerate(zip(ids, columns["rle_mask"])):
@@ -125,7 +131,7 @@ def cache_paths(layout: Layout) -> dict[str, Path]:
     }
 
 
-def prep(data_dir: Path, force: bool = False) -> dict:
+def prep(data_dir: Path, force: bool = False, allow_unlisted: bool = False) -> dict:
     """Validate and cache; returns the manifest. Skips all work when the inputs are unchanged."""
     layout = Layout(Path(data_dir))
     check_layout(layout)
@@ -137,13 +143,14 @@ def prep(data_dir: Path, force: bool = False) -> dict:
             manifest["skipped"] = True
             return manifest
     depths = read_depths(layout.depths_csv)
-    train = load_train(layout, depths)
+    train = load_train(layout, depths, allow_unlisted)
     test = load_test(layout, depths)
     save_npz(paths["train"], **train.__dict__)
     save_npz(paths["test"], **test.__dict__)
     manifest = {
         "fingerprint": stamp,
         "train_images": int(train.ids.size),
+        "unlisted_train_images": len({p.stem for p in (layout.root / "train" / "images").glob("*.png")} - set(train.ids.tolist())),
         "test_images": int(test.ids.size),
         "empty_fraction": float((train.coverage == 0).mean()),
         "constant_images": int(train.is_constant.sum()),

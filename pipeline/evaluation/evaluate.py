@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -29,7 +30,16 @@ def read_masks(path: Path) -> dict[str, np.ndarray]:
     return masks
 
 
+def check_submission_header(path: Path) -> None:
+    """Kaggle takes exactly the columns id,rle_mask."""
+    with open(path, newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if header != ["id", "rle_mask"]:
+        raise PipelineError(f"{path}: the header is {','.join(header or [])!r}; a submission has exactly the columns id,rle_mask")
+
+
 def evaluate_submission(submission: Path, truth: Path) -> dict:
+    check_submission_header(Path(submission))
     predicted, expected = read_masks(submission), read_masks(truth)
     mismatch = id_mismatch(expected, predicted, "{n} truth ids are not in the submission", "{n} submission ids are not in the truth")
     if mismatch:
@@ -61,9 +71,10 @@ def evaluate_run(run_dir: Path, tuned: bool = True) -> dict:
     }
 
 
-def format_table(result: dict) -> str:
+def format_table(result: dict, label: str = "score") -> str:
+    """By coverage class; the last line is '<label> 0.xxxx' (run.sh reads it)."""
     lines = [f"{'coverage_class':>14} {'images':>7} {'score':>7}"]
     for row in score_table(result["scores"], result["coverage_class"]):
         lines.append(f"{row['coverage_class']!s:>14} {row['images']:>7} {row['score']:>7.4f}")
-    lines.append(f"score {float(result['scores'].mean()):.4f}")
+    lines.append(f"{label} {float(result['scores'].mean()):.4f}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 from pathlib import Path
 
 import matplotlib
@@ -40,9 +41,10 @@ def plot_learning_curves(curves, path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for fold, rows in curves.items():
         epochs = [r["epoch"] for r in rows]
-        left.plot(epochs, [r["train_loss"] for r in rows], "--", label=f"fold {fold} train")
-        left.plot(epochs, [r["val_loss"] for r in rows], label=f"fold {fold} val")
-        right.plot(epochs, [r["val_metric"] for r in rows], marker="o", label=f"fold {fold}")
+        colour = f"C{fold % 10}"  # one colour per fold: its train (dashed) and validation lines match
+        left.plot(epochs, [r["train_loss"] for r in rows], "--", color=colour, label=f"fold {fold} train")
+        left.plot(epochs, [r["val_loss"] for r in rows], color=colour, label=f"fold {fold} val")
+        right.plot(epochs, [r["val_metric"] for r in rows], marker="o", color=colour, label=f"fold {fold}")
     left.set(xlabel="epoch", ylabel="loss", title="loss")
     right.set(xlabel="epoch", ylabel="competition metric (threshold 0.5)", title="validation metric")
     left.legend(fontsize=7)
@@ -107,10 +109,26 @@ def plot_head_stats(curves, path: Path) -> bool:
     return True
 
 
-def report(run_dir: Path) -> Path:
+def headline(run_dir: Path) -> str:
+    """The local test score and the submission path first (from summary.json), as a competitor wants them."""
+    path = run_dir / "summary.json"
+    if not path.exists():
+        return "local test score: not computed (no summary.json: run `python -m pipeline summary --run NAME --submission S --truth T`)"
+    summary = json.loads(path.read_text())
+    if "test" not in summary:
+        return "local test score: none (no truth file; Kaggle scores the submission)"
+    test = summary["test"]
+    return f"local test score {test['score']:.4f} on {test['images']} images (all-empty {test['all_empty_score']:.4f}); submission: {test['submission']}"
+
+
+def report(run_dir: Path, force: bool = False) -> Path:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     out = run_dir / "report"
+    index = out / "index.html"
+    inputs = list(run_dir.glob("fold_*/metrics.csv")) + [p for p in (run_dir / "postprocess.json", run_dir / "summary.json") if p.exists()]
+    if not force and index.exists() and inputs and index.stat().st_mtime > max(p.stat().st_mtime for p in inputs):
+        return index
     out.mkdir(parents=True, exist_ok=True)
     curves = read_metrics(run_dir)
     evaluated = evaluate_run(run_dir)
@@ -133,6 +151,7 @@ def report(run_dir: Path) -> Path:
         f"{len(curves)} folds, OOF score {scores.mean():.4f} at threshold {post['best_threshold']}, min area {post['best_min_area']}"
     )
     body = "\n".join(f"<h2>{html.escape(title)}</h2>\n<img src=\"{name}\" alt=\"{html.escape(title)}\">" for title, name in sections)
-    page = f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(run_dir.name)}</title></head>\n<body>\n<h1>{html.escape(summary)}</h1>\n{body}\n</body></html>\n"
+    page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(run_dir.name)}</title></head>\n<body>\n"
+            f"<h1>{html.escape(headline(run_dir))}</h1>\n<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
     write_text(out / "index.html", page)
     return out / "index.html"

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from pipeline.config import load_run_config
+from pipeline.data.folds import number_of_folds
 from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.devices import choose_device
 from pipeline.fileio import PipelineError, save_npy, write_csv, write_json
@@ -45,18 +46,31 @@ def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device:
     return total / len(paths)
 
 
-def infer(run_dir: Path, force: bool = False) -> dict:
+def fold_numbers(paths: list[Path]) -> list[int]:
+    return [int(path.parent.name.split("_")[1]) for path in paths]
+
+
+def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> dict:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
+    found = fold_numbers(checkpoints(run_dir))
+    expected = list(range(number_of_folds(Path(cfg.data.folds_file))))
+    missing = sorted(set(expected) - set(found))
+    if missing and not allow_partial:
+        raise PipelineError(
+            f"{run_dir} has folds {', '.join(map(str, found))} of {len(expected)}; fold(s) {', '.join(map(str, missing))} are missing. "
+            f"Train them (python -m pipeline train --run {run_dir.name} --fold {','.join(map(str, missing))}) or pass --allow-partial"
+        )
     outputs = [run_dir / "test_probs.npy", run_dir / "test_ids.csv", run_dir / "postprocess.json"]
     newest_checkpoint = max(p.stat().st_mtime for p in checkpoints(run_dir))
     if not force and all(p.exists() for p in outputs) and min(p.stat().st_mtime for p in outputs) > newest_checkpoint:
-        return {"skipped": True}
+        return {"skipped": True, "folds": found}
     data_dir = Path(cfg.data.data_dir)
     train, test = load_train_cache(data_dir), load_test_cache(data_dir)
     oof = load_oof(run_dir, train)
     post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas)
     post["oof_images"] = int(len(oof.ids))
+    post["folds"], post["checkpoint"] = found, cfg.infer.checkpoint
     started = time.perf_counter()
     probs = ensemble_probs(run_dir, test.images, test.depth, choose_device(cfg.train.device))
     seconds = time.perf_counter() - started

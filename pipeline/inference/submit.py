@@ -27,8 +27,19 @@ def _fresh_path(out_dir: Path, name: str) -> Path:
     return path
 
 
-def submit(run_dir: Path, out_dir: Path = Path("submissions")) -> dict:
-    run_dir = Path(run_dir)
+def _latest_identical(out_dir: Path, name: str, rows: list[tuple[str, str]]) -> Path | None:
+    """The newest earlier submission of this run, if it holds exactly these rows."""
+    earlier = sorted(out_dir.glob(f"{name}-*.csv"), key=lambda path: path.stat().st_mtime)
+    if not earlier:
+        return None
+    columns = read_csv_columns(earlier[-1], ("id", "rle_mask"))
+    return earlier[-1] if list(zip(columns["id"], columns["rle_mask"])) == rows else None
+
+
+def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = False) -> dict:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.suffix == ".csv" or out_dir.is_file():
+        raise PipelineError(f"submit --out {out_dir} must be a folder (the file is named RUN-<time>.csv inside it); pass its folder")
     cfg = load_run_config(run_dir)
     for needed in ("test_probs.npy", "test_ids.csv", "postprocess.json"):
         if not (run_dir / needed).exists():
@@ -47,14 +58,18 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions")) -> dict:
     index = np.array([position[i] for i in order])
     masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], np.array([constant[i] for i in order]))
     rles = encode_many(masks)
-    path = _fresh_path(Path(out_dir), run_dir.name)
-    write_csv(path, ["id", "rle_mask"], zip(order, rles))
+    rows = list(zip(order, rles))
+    identical = None if force else _latest_identical(out_dir, run_dir.name, rows)
+    path = identical or _fresh_path(out_dir, run_dir.name)
+    if identical is None:
+        write_csv(path, ["id", "rle_mask"], rows)
     written = read_csv_columns(path, ("id", "rle_mask"))
     if written["id"] != order or not np.array_equal(decode_many(written["rle_mask"], written["id"], (IMAGE_SIZE, IMAGE_SIZE)), masks):
         raise PipelineError(f"{path} did not decode back to the masks it was written from; please report this")
     coverage = masks.reshape(len(masks), -1).mean(axis=1)
     return {
         "path": str(path),
+        "unchanged": identical is not None,
         "images": len(order),
         "empty_fraction": float((coverage == 0).mean()),
         "mean_coverage": float(coverage.mean()),

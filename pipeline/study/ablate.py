@@ -50,7 +50,7 @@ def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_
     cfg = load_config(config, overrides + HEADS[head] + [f"train.seed={seed}"])
     train(cfg, run_dir, folds, resume=True)
     oof = evaluate_run(run_dir, tuned=False)  # threshold 0.5: nothing tuned on the images being scored
-    infer(run_dir)
+    infer(run_dir, allow_partial=folds is not None)
     return {
         "head": head,
         "seed": seed,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from pipeline.competition.metric import per_image_scores
 from pipeline.config import Config, load_run_config, save_config, to_dict
 from pipeline.data.dataset import SaltDataset, to_original_geometry
-from pipeline.data.folds import read_folds
+from pipeline.data.folds import number_of_folds, read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
 from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
 from pipeline.fileio import PipelineError, save_npy, write_csv
@@ -47,13 +47,32 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
-    """A run folder belongs to one config: refuse to mix two in it."""
+    """A run folder belongs to one config: refuse to mix two in it. A folder where no epoch was ever saved
+    (a start that failed) takes the new config."""
     saved = run_dir / "config.yaml"
     if saved.exists():
-        if to_dict(load_run_config(run_dir)) != to_dict(cfg):
-            raise PipelineError(f"{saved} holds a different config; pick a new --run NAME, or pass the same config to continue this run")
-    elif is_main:
+        theirs, ours = _flat(to_dict(load_run_config(run_dir))), _flat(to_dict(cfg))
+        differing = [key for key in theirs if theirs[key] != ours.get(key)]
+        if differing and any(run_dir.glob("fold_*/last.pt")):
+            shown = "; ".join(f"{key}: saved {theirs[key]!r}, now {ours.get(key)!r}" for key in differing[:3])
+            raise PipelineError(
+                f"{saved} holds a different config ({shown}{'; ...' if len(differing) > 3 else ''}). To continue the run: "
+                f"train --run {run_dir.name} --resume (its config is the default); to start over: --force; or pick a new --run NAME"
+            )
+        if not differing:
+            return
+    if is_main:
         save_config(cfg, saved)
 
 
@@ -66,10 +85,6 @@ def fold_split(train: TrainSet, folds_file: Path, fold: int) -> FoldData:
     if not 0 <= fold < n_folds:
         raise PipelineError(f"fold {fold} is out of range: {folds_file} has folds 0..{n_folds - 1}")
     return FoldData(np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold))
-
-
-def number_of_folds(folds_file: Path) -> int:
-    return max(read_folds(folds_file).values()) + 1
 
 
 def rank_batch_size(cfg: Config, world_size: int, n_train: int) -> int:
