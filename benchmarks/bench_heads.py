@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
-from common import check_batch, check_finite, interleaved, write_result
+from common import check_batch, check_finite, interleaved, real_batch, write_result
 
 from pipeline.config import load_config
-from pipeline.data.dataset import batch_inputs, to_input_geometry
-from pipeline.data.synth import make_sample
 from pipeline.models.factory import build_model, count_parameters
 from pipeline.models.plastic import plastic_heads
 from pipeline.study.ablate import HEADS
@@ -33,15 +30,6 @@ NETWORKS = {
     "gpu-full": {"preset": "gpu-full", "batch": 8, "label": "ResNet34, decoder (256,128,64,32,16), depth channel, aux head"},
 }
 OVERHEAD_HEADS = [name for name in HEADS if name != "original"]  # `original` trains at batch 1: see the batching rows
-
-
-def real_batch(cfg, batch: int, seed: int = 11):
-    """Synthetic seismic images and masks (salt in every other one) in the network's geometry."""
-    samples = [make_sample(seed=seed, index=i, has_salt=i % 2 == 0, constant=False) for i in range(batch)]
-    images = np.stack([s.image for s in samples])
-    depth = np.array([s.depth for s in samples], np.float32)
-    masks = np.stack([to_input_geometry(s.mask, cfg.data, is_mask=True) for s in samples]).astype(np.float32)
-    return batch_inputs(images, depth, cfg.data).contiguous(memory_format=torch.channels_last), torch.from_numpy(masks[:, None])
 
 
 class Stepper:

@@ -11,12 +11,10 @@ import argparse
 
 import numpy as np
 import torch
-from common import check_batch, check_finite, interleaved, write_result
+from common import check_batch, check_finite, interleaved, real_batch, write_result
 from segmentation_models_pytorch.losses import LovaszLoss
 
 from pipeline.config import load_config
-from pipeline.data.dataset import batch_inputs, to_input_geometry
-from pipeline.data.synth import make_sample
 from pipeline.models.factory import build_model
 from pipeline.training.losses import SaltLoss
 
@@ -24,14 +22,6 @@ from pipeline.training.losses import SaltLoss
 def smp_symmetric_lovasz(logits, masks):
     lovasz = LovaszLoss(mode="binary", per_image=True)
     return 0.5 * (lovasz(logits, masks) + lovasz(-logits, 1 - masks))
-
-
-def real_batch(cfg, batch: int):
-    """Synthetic seismic images with salt masks (every other one empty), in the network's geometry."""
-    samples = [make_sample(seed=11, index=i, has_salt=i % 2 == 0, constant=False) for i in range(batch)]
-    images = np.stack([s.image for s in samples])
-    masks = np.stack([to_input_geometry(s.mask, cfg.data, is_mask=True) for s in samples]).astype(np.float32)
-    return batch_inputs(images, np.zeros(batch, np.float32), cfg.data), torch.from_numpy(masks[:, None])
 
 
 def aten_calls(loss_fn, logits, masks) -> int:

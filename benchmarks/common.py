@@ -82,3 +82,18 @@ def check_finite(loss, what: str) -> None:
 def check_batch(images, what: str) -> None:
     if len(images) == 0:
         raise RuntimeError(f"benchmark {what}: empty batch; the timing would count images that were never processed")
+
+
+def real_batch(cfg, batch: int, seed: int = 11):
+    """Synthetic seismic images and masks (salt in every other one) as network inputs (channels_last) and masks."""
+    import numpy as np
+    import torch
+
+    from pipeline.data.dataset import batch_inputs, to_input_geometry
+    from pipeline.data.synth import make_sample
+
+    samples = [make_sample(seed=seed, index=i, has_salt=i % 2 == 0, constant=False) for i in range(batch)]
+    images = np.stack([s.image for s in samples])
+    depth = np.array([s.depth for s in samples], np.float32)
+    masks = np.stack([to_input_geometry(s.mask, cfg.data, is_mask=True) for s in samples]).astype(np.float32)
+    return batch_inputs(images, depth, cfg.data).contiguous(memory_format=torch.channels_last), torch.from_numpy(masks[:, None])
