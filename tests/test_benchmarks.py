@@ -1,0 +1,34 @@
+"""The benchmarks check their own premises: an empty batch or a non-finite loss stops them loudly."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_heads  # noqa: E402
+from common import interleaved, real_batch  # noqa: E402
+
+from pipeline.config import load_config  # noqa: E402
+
+
+def test_a_step_refuses_an_empty_batch_and_a_nan_loss():
+    cfg = load_config("smoke", ["model.head.rule=hebb"])
+    stepper = bench_heads.Stepper(cfg)
+    images, masks = real_batch(cfg, 4)
+    assert images.shape == (4, 1, 64, 64) and 0 < float(masks.mean()) < 1  # real images, some salt
+    stepper.step(images, masks)
+    with pytest.raises(RuntimeError, match="empty batch"):
+        stepper.step(images[16:17], masks[16:17])  # the slice the old batch-1 loop ran past the end into
+    with pytest.raises(RuntimeError, match="not finite"):
+        stepper.step(images, masks * float("nan"))
+
+
+def test_interleaved_rounds_give_median_min_max_per_side():
+    calls = []
+    timings = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=1)
+    assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up, then A B, A B, A B
+    for timing in timings.values():
+        assert timing["rounds"] == 3 and timing["min_s"] <= timing["median_s"] <= timing["max_s"]
