@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import warnings
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.data.prep import load_train_cache
+from pipeline.data.layout import read_csv_columns
 from pipeline.fileio import PipelineError, write_csv
 
 
@@ -38,8 +38,11 @@ def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: in
 def read_folds(path: Path) -> dict[str, int]:
     if not Path(path).exists():
         raise PipelineError(f"{path} is missing: run `python -m pipeline folds --data DIR` first")
-    with open(path, newline="") as handle:
-        return {row["id"]: int(row["fold"]) for row in csv.DictReader(handle)}
+    columns = read_csv_columns(Path(path), ("id", "fold"))  # a missing column or unreadable file names the file
+    try:
+        return {image_id: int(fold) for image_id, fold in zip(columns["id"], columns["fold"])}
+    except ValueError as error:
+        raise PipelineError(f"{path}: a fold is not a whole number ({error}); rerun `python -m pipeline folds --force`") from None
 
 
 def make_folds(data_dir: Path, out: Path, k: int = 5, seed: int = 42, by: str = "coverage", force: bool = False) -> dict[str, int]:

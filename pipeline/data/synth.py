@@ -174,6 +174,12 @@ def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 
         raise PipelineError(f"{layout.train_csv} already exists; synth will not overwrite a data folder (pass --force to replace it)")
     if n_train < 1 or n_test < 1:
         raise PipelineError("synth needs at least one train and one test image (--train N --test M)")
+    if force:  # a smaller set must not inherit the PNGs of a larger earlier one
+        for folder in ("train/images", "train/masks", "test/images"):
+            for old in (layout.root / folder).glob("*.png"):
+                old.unlink()
+        for stale in (layout.test_truth, layout.sample_submission, layout.depths_csv):
+            stale.unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
     ids = _unique_ids(rng, n_train + n_test)
     test_ids = ids[n_train:]

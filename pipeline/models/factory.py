@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
+from segmentation_models_pytorch.encoders._utils import patch_first_conv
 import torch
 from torch import nn
 
@@ -66,9 +67,20 @@ def build_model(cfg: Config) -> SaltNet:
     return SaltNet(unet)
 
 
+def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """An RGB first-convolution weight for `in_channels` inputs, by smp's own rule (patch_first_conv, as when
+    smp loads ImageNet weights into a 1- or 2-channel encoder): 1 channel sums R, G and B; N channels copy
+    R, G, B, R, ... and scale by 3/N."""
+    conv = nn.Conv2d(3, weight.shape[0], tuple(weight.shape[2:]), bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+    patch_first_conv(nn.Sequential(conv), new_in_channels=in_channels, default_in_channels=3, pretrained=True)
+    return conv.weight.detach()
+
+
 def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
-    """Load a local encoder state dict (torch or safetensors). 3-channel first convolutions are folded
-    to the model's input channels the way smp does (summed over RGB, rescaled)."""
+    """Load a local encoder state dict (torch or safetensors). 3-channel first convolutions are adapted to the
+    model's input channels by smp's rule (adapt_first_conv)."""
     if not path.is_file():
         raise PipelineError(f"encoder weights file {path} does not exist; set model.encoder_weights to a local file or null")
     try:
@@ -87,9 +99,8 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
         if key not in own:
             continue
         target = own[key]
-        if value.ndim == 4 and target.ndim == 4 and value.shape[1] != target.shape[1] and value.shape[0] == target.shape[0]:
-            folded = value.sum(dim=1, keepdim=True) / target.shape[1]
-            value = folded.repeat(1, target.shape[1], 1, 1)
+        if value.ndim == 4 and target.ndim == 4 and value.shape[1] == 3 and target.shape[1] != 3 and value.shape[0] == target.shape[0]:
+            value = adapt_first_conv(value, target.shape[1])
         if value.shape != target.shape:
             raise PipelineError(f"encoder weights {path}: '{key}' has shape {tuple(value.shape)}, the encoder needs {tuple(target.shape)}")
         adapted[key] = value

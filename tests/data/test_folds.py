@@ -34,3 +34,12 @@ def test_folds_file_is_part_of_an_experiments_identity(workdir):
     assignment = make_folds(workdir / "data", path, k=4, seed=42, force=True)
     assert set(assignment.values()) == {0, 1, 2, 3}
     assert set(assignment) == set(load_train_cache(workdir / "data").ids)
+
+
+def test_a_folds_file_without_its_columns_is_a_clear_error(tmp_path):
+    from pipeline.data.folds import read_folds
+    from pipeline.fileio import PipelineError
+
+    (tmp_path / "folds.csv").write_text("image,split\na,0\n")
+    with pytest.raises(PipelineError, match=r"folds.csv: expected columns id,fold"):
+        read_folds(tmp_path / "folds.csv")

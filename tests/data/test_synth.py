@@ -68,3 +68,16 @@ def test_refuses_to_overwrite_a_data_folder(synthetic):
     with pytest.raises(PipelineError, match="--force"):
         synthesize(synthetic, n_train=5, n_test=5)
     assert (synthetic / "train.csv").read_bytes() == before
+
+
+def test_synth_force_with_fewer_images_leaves_no_old_png_behind(tmp_path):
+    from pipeline.data.synth import synthesize
+
+    synthesize(tmp_path / "d", n_train=12, n_test=6, seed=1)
+    layout = synthesize(tmp_path / "d", n_train=4, n_test=2, seed=2, force=True)
+    assert len(list((layout.root / "train" / "images").glob("*.png"))) == 4
+    assert len(list((layout.root / "train" / "masks").glob("*.png"))) == 4
+    assert len(list(layout.test_image_dir.glob("*.png"))) == 2
+    from pipeline.data.prep import prep
+
+    prep(layout.root)  # a consistent folder

@@ -16,16 +16,25 @@ def test_extra_channels_and_aux_head():
     assert isinstance(model.head, PlasticHead)
 
 
-def test_local_encoder_weights_are_loaded_and_folded_to_the_input_channels(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["data.depth_channel=true"]])
+def test_local_encoder_weights_are_loaded_and_adapted_to_the_input_channels_by_smps_rule(tmp_path, extra):
     rgb = build_model(load_config("smoke", ["data.depth_channel=true", "data.coord_channel=true"]))
     torch.save(rgb.unet.encoder.state_dict(), tmp_path / "encoder.pth")
-    grey = build_model(load_config("smoke", [f"model.encoder_weights={tmp_path / 'encoder.pth'}"]))
-    theirs, ours = rgb.unet.encoder.state_dict(), grey.unet.encoder.state_dict()
+    model = build_model(load_config("smoke", [f"model.encoder_weights={tmp_path / 'encoder.pth'}"] + extra))
+    theirs, ours = rgb.unet.encoder.state_dict(), model.unet.encoder.state_dict()
+    adapted = 0
     for key, value in ours.items():
-        if value.ndim == 4 and value.shape[1] == 1 and theirs[key].shape[1] == 3:
-            torch.testing.assert_close(value, theirs[key].sum(dim=1, keepdim=True))
+        if value.ndim == 4 and value.shape[1] != 3 and theirs[key].shape[1] == 3:
+            rgb_weight = theirs[key]
+            if value.shape[1] == 1:  # grey: R + G + B
+                expected = rgb_weight.sum(dim=1, keepdim=True)
+            else:  # grey + depth: R and G, scaled by 3/2 (smp's patch_first_conv)
+                expected = rgb_weight[:, :2] * 1.5
+            torch.testing.assert_close(value, expected)
+            adapted += 1
         else:
             torch.testing.assert_close(value, theirs[key])
+    assert adapted == 1
 
 
 def test_missing_or_foreign_weights_file(tmp_path):
