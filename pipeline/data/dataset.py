@@ -26,16 +26,22 @@ def pad_widths(size: int) -> tuple[int, int]:
 
 
 def to_input_geometry(array: np.ndarray, cfg: DataConfig, is_mask: bool = False) -> np.ndarray:
-    """One 101x101 image or mask into the network's input_size geometry."""
+    """101x101 image(s) or mask(s), one (H,W) or a stack (N,H,W), into the network's input_size geometry:
+    reflect-101 padding (numpy's 'reflect': the edge pixel is not repeated) or a bilinear resize. The one
+    place that knows the geometry; to_original_geometry undoes it."""
+    stack = array if array.ndim == 3 else array[None]
     if cfg.resize:
+        size = (cfg.input_size, cfg.input_size)
         if is_mask:
-            resized = cv2.resize(array.astype(np.float32), (cfg.input_size, cfg.input_size), interpolation=cv2.INTER_LINEAR)
-            return resized > 0.5
-        return cv2.resize(array, (cfg.input_size, cfg.input_size), interpolation=cv2.INTER_LINEAR)
-    before, after = pad_widths(cfg.input_size)
-    source = array.astype(np.uint8) if is_mask else array
-    padded = cv2.copyMakeBorder(source, before, after, before, after, cv2.BORDER_REFLECT_101)
-    return padded.astype(bool) if is_mask else padded
+            out = np.stack([cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 for m in stack])
+        else:
+            out = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_LINEAR) for m in stack])
+    else:
+        before, after = pad_widths(cfg.input_size)
+        out = np.pad(stack.astype(np.uint8) if is_mask else stack, ((0, 0), (before, after), (before, after)), mode="reflect")
+        if is_mask:
+            out = out.astype(bool)
+    return out if array.ndim == 3 else out[0]
 
 
 def to_original_geometry(probs: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
@@ -64,12 +70,7 @@ def to_tensor(image: np.ndarray, depth: float, cfg: DataConfig) -> torch.Tensor:
 
 def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torch.Tensor:
     """Network inputs for a stack of un-augmented images at once (the same values as SaltDataset's items)."""
-    if cfg.resize:
-        resized = np.stack([to_input_geometry(image, cfg) for image in images])
-    else:
-        before, after = pad_widths(cfg.input_size)
-        resized = np.pad(images, ((0, 0), (before, after), (before, after)), mode="reflect")  # numpy 'reflect' = reflect-101
-    grey = (resized.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    grey = (to_input_geometry(images, cfg).astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
     if not (cfg.depth_channel or cfg.coord_channel):
         return torch.from_numpy(grey[:, None])
     extras = np.stack([np.stack(extra_channels(float(d), cfg)) for d in depth])  # (N, extra channels, S, S)
