@@ -43,7 +43,9 @@ class Range:
 
 Probability = Annotated[float, Range(0.0, 1.0)]
 Count = Annotated[int, Range(1)]
-Rule = Literal["none", "hebb", "oja", "neuromod", "eligibility"]
+# frozen: the plastic head's tanh path, parameters and iterations with the trace held at zero (the control
+# that isolates plasticity); none: an ordinary 1x1 convolution on F (the plain baseline)
+Rule = Literal["none", "frozen", "hebb", "oja", "neuromod", "eligibility"]
 TTAView = Literal["none", "hflip"]
 RULES: tuple[str, ...] = typing.get_args(Rule)
 TTA_VIEWS: tuple[str, ...] = typing.get_args(TTAView)
@@ -244,8 +246,8 @@ def check_config(cfg: Config) -> Config:
             f"{cfg.model.encoder_depth}; give one decoder width per encoder stage"
         )
     head = cfg.model.head
-    if head.placement == "original" and head.rule not in ("hebb", "oja"):
-        raise PipelineError(f"config: 'model.head.rule' is {head.rule!r} with placement original; the original had hebb and oja only")
+    if head.placement == "original" and head.rule not in ("hebb", "oja", "frozen"):
+        raise PipelineError(f"config: 'model.head.rule' is {head.rule!r} with placement original; the original had hebb and oja only (frozen: its control)")
     if head.placement == "original" and head.episode == "lifetime":
         raise PipelineError("config: placement original carries its own trace from sample to sample; use episode image with it")
     if head.placement != "original" and head.rule != "none" and head.steps == 1 and head.episode == "image":

@@ -77,7 +77,7 @@ def test_choice_lists_come_from_the_declarations():
     from pipeline.config import RULES, TTA_VIEWS, choices
     from pipeline.study.ablate import HEADS
 
-    assert choices("model.head.rule") == RULES == ("none", "hebb", "oja", "neuromod", "eligibility")
+    assert choices("model.head.rule") == RULES == ("none", "frozen", "hebb", "oja", "neuromod", "eligibility")
     assert choices("infer.tta") == TTA_VIEWS == ("none", "hflip")
     assert set(RULES) < set(HEADS)
 

@@ -5,6 +5,7 @@ pre/x (B,C,P) presynaptic (channels-major), post/y (B,K,P), W and alpha (C,K) (a
 co-activation S (B,C,K), post power s (B,1,K), modulation M (B,1,1) or (B,1,K), eta a scalar in (0,1).
 
   step t:   z = (W + alpha * Hebb)^T x + b,   y = sigmoid(z),   S = mean_p x y^T,   s_k = mean_p y_k^2
+  frozen:   Hebb <- Hebb (the control: same path and iterations, the trace stays at zero)
   hebb:     Hebb <- (1 - eta) Hebb + eta S                  (a convex mix: |Hebb| <= max |S| <= 1 by itself)
   oja:      Hebb <- clamp(Hebb + eta (S - Hebb * s), -1, 1)  (the fixed point S/s is unbounded as s -> 0: clamped)
   neuromod: M = tanh(u . mean_p x + c),       Hebb <- clip(Hebb + M S)
@@ -32,6 +33,8 @@ from pipeline.config import RULES, HeadConfig
 
 def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_power, eta, modulation):
     """One application of a plasticity rule; returns the new (hebb, eligibility)."""
+    if rule == "frozen":  # the control: the trace never moves from where it started (zero)
+        return hebb, eligibility
     if rule == "hebb":
         return (1 - eta) * hebb + eta * coactivation, eligibility
     if rule == "oja":

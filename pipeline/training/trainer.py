@@ -311,8 +311,9 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     seed_everything(cfg.train.seed + fold)  # the same initial weights on every rank (and for every head)
     model = build_model(cfg).to(device)
     model = model.to(memory_format=torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
-    if ctx.rank:
-        seed_everything(cfg.train.seed + fold + 1_000_003 * ctx.rank)  # each rank draws its own dropout masks
+    # after the weights: a stream that no head's initialisation has consumed (paired studies: every head of a
+    # seed then sees the same dropout draws) and that differs by rank (each rank its own dropout masks)
+    seed_everything(cfg.train.seed + fold + 1_000_003 * (ctx.rank + 1))
     for head in plastic_heads(model):
         note = head.fixed_parameters_note()
         if note and ctx.is_main and fold == 0:

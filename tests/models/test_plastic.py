@@ -381,3 +381,20 @@ def test_clip_modes_by_hand():
     # E <- 0.8 E + 0.2 S = (0.16, 0.04); H <- 0.8 H + 0.2 M E_new = (0.4 - 0.016, -0.72 - 0.004)
     torch.testing.assert_close(elig_new, torch.tensor([[[0.16], [0.04]]]))
     torch.testing.assert_close(hebb_new, torch.tensor([[[0.384], [-0.724]]]))
+
+
+def test_frozen_control_is_the_plastic_path_with_the_trace_held_at_zero():
+    """frozen = W^T tanh(F) + b through the same iterations: equal to a plastic head whose alpha is 0."""
+    frozen = make_head("frozen")
+    features = torch.randn(3, 6, 5, 7, dtype=torch.float64)
+    plain_tanh = PlasticHead(6, 1, HeadConfig(rule="none")).double()
+    with torch.no_grad():
+        plain_tanh.weight.copy_(frozen.weight)
+        plain_tanh.bias.copy_(frozen.bias)
+    torch.testing.assert_close(frozen(features), plain_tanh(torch.tanh(features)))
+    hebb = make_head("hebb")
+    with torch.no_grad():
+        hebb.weight.copy_(frozen.weight)
+        hebb.bias.copy_(frozen.bias)
+    assert not torch.allclose(hebb(features), frozen(features))  # plasticity is the only difference
+    assert not frozen.uses_eta and {n for n, _ in frozen.named_parameters()} == {"weight", "bias", "alpha"}

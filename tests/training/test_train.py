@@ -238,3 +238,27 @@ def test_validation_and_oof_leave_the_lifetime_trace_as_training_left_it(workdir
     monkeypatch.setattr(trainer, "write_oof", watched_write_oof)
     trainer.train(cfg, workdir / "runs" / "adapt", folds=[0])
     assert unchanged == [("validate", True), ("validate", True), ("oof", True)]
+
+
+def test_paired_design_same_seed_same_network_start_data_order_augmentations_and_random_stream(workdir):
+    """Seed s gives every head the same initial U-Net body, the same batches in the same order with the same
+    augmentations, and the same random stream afterwards (dropout): the heads differ in the head alone."""
+    from pipeline.data.prep import load_train_cache
+    from pipeline.training import distributed
+
+    train_set = load_train_cache(workdir / "data")
+    ctx = distributed.DistContext()
+    seen = {}
+    for rule in ("none", "frozen", "hebb", "eligibility"):
+        training = trainer.build_fold_training(smoke(f"model.head.rule={rule}", "train.device=cpu"), workdir / "runs" / rule, 0, train_set, ctx)
+        body = {k: v.clone() for k, v in training.model.state_dict().items() if "segmentation_head" not in k}
+        training.loader.sampler.set_epoch(1)
+        training.train_set.set_epoch(1)
+        first_batch = next(iter(training.loader))
+        seen[rule] = (body, list(iter(training.loader.sampler)), first_batch["image"], torch.rand(3))
+    reference = seen["none"]
+    for rule, (body, order, images, stream) in seen.items():
+        assert body.keys() == reference[0].keys()
+        for key, value in body.items():
+            assert torch.equal(value, reference[0][key]), (rule, key)
+        assert order == reference[1] and torch.equal(images, reference[2]) and torch.equal(stream, reference[3]), rule
