@@ -97,7 +97,8 @@ class ModelConfig:
     encoder: str = "resnet34"
     encoder_depth: Annotated[int, Range(1, 5)] = 5
     decoder_channels: list[Annotated[int, Range(1, 4096)]] = field(default_factory=lambda: [256, 128, 64, 32, 16])
-    encoder_weights: str | None = None  # None, or a local weights file (never downloaded)
+    encoder_weights: str | None = None  # None, a local weights file, or imagenet (smp's download; refused offline)
+    decoder_attention: Literal["none", "scse"] = "none"  # scse: concurrent spatial and channel squeeze & excitation
     aux_head: bool = False  # empty-mask classification head on the deepest encoder features
     head: HeadConfig = field(default_factory=HeadConfig)
 
@@ -245,6 +246,9 @@ def check_config(cfg: Config) -> Config:
             f"config: model.decoder_channels has {len(cfg.model.decoder_channels)} entries but model.encoder_depth is "
             f"{cfg.model.encoder_depth}; give one decoder width per encoder stage"
         )
+    if cfg.model.decoder_attention == "scse" and min(cfg.model.decoder_channels) < 16:
+        raise PipelineError(f"config: model.decoder_attention scse squeezes channels by 16: every model.decoder_channels width must be >= 16, "
+                            f"got {cfg.model.decoder_channels}")
     head = cfg.model.head
     if head.placement == "original" and head.rule not in ("hebb", "oja", "frozen"):
         raise PipelineError(f"config: 'model.head.rule' is {head.rule!r} with placement original; the original had hebb and oja only (frozen: its control)")

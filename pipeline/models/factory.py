@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
@@ -41,6 +42,20 @@ class SaltNet(nn.Module):
         return self.head(decoded), labels
 
 
+def _hub_weights(model_cfg) -> str | None:
+    """'imagenet' goes to smp's own download, unless this process is offline (HF_HUB_OFFLINE=1, which run.sh
+    sets by default): then a one-line error names the local-file alternative, and nothing touches the network."""
+    if model_cfg.encoder_weights != "imagenet":
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        raise PipelineError(
+            f"config: model.encoder_weights imagenet needs a download, and this process is offline (HF_HUB_OFFLINE=1). Download the "
+            f"'{model_cfg.encoder}' ImageNet weights on a machine with a network, copy the file here and set "
+            "model.encoder_weights=path/to/weights.pth (or run with HF_HUB_OFFLINE=0 where the hub is reachable)"
+        )
+    return "imagenet"
+
+
 def build_model(cfg: Config) -> SaltNet:
     model_cfg = cfg.model  # checked when the config was built (config.check_config)
     aux = {"classes": 1, "dropout": 0.2} if model_cfg.aux_head else None
@@ -48,21 +63,24 @@ def build_model(cfg: Config) -> SaltNet:
         unet = smp.Unet(
             encoder_name=model_cfg.encoder,
             encoder_depth=model_cfg.encoder_depth,
-            encoder_weights=None,  # never download; a local file is loaded below
+            encoder_weights=_hub_weights(model_cfg),  # a local file is loaded below
             decoder_channels=list(model_cfg.decoder_channels),
+            decoder_attention_type=None if model_cfg.decoder_attention == "none" else model_cfg.decoder_attention,
             in_channels=input_channels(cfg),
             classes=1,
             aux_params=aux,
         )
     except (KeyError, ValueError, RuntimeError) as error:
         raise PipelineError(f"config: cannot build encoder '{model_cfg.encoder}' ({error}); pick an smp/timm encoder name") from None
+    except OSError as error:  # the hub download failed
+        raise PipelineError(f"model.encoder_weights imagenet: the download failed ({error}); use a local weights file") from None
     if model_cfg.head.input == "preact":  # the head reads the last decoder block's BatchNorm output, before its ReLU
         last = unet.decoder.blocks[-1].conv2
         if not isinstance(last[-1], nn.ReLU):
             raise PipelineError(f"config: model.head.input preact needs a decoder block ending in ReLU, found {last[-1].__class__.__name__}")
         last[-1] = nn.Identity()
     unet.segmentation_head = PlasticHead(model_cfg.decoder_channels[-1], 1, model_cfg.head, cfg.data.input_size)
-    if model_cfg.encoder_weights:
+    if model_cfg.encoder_weights and model_cfg.encoder_weights != "imagenet":
         load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))
     return SaltNet(unet)
 

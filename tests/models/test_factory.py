@@ -73,3 +73,20 @@ def test_plasticity_parameters_get_their_own_learning_rate_and_no_weight_decay()
     assert plastic["lr"] == pytest.approx(0.1) and plastic["weight_decay"] == 0
     assert network["lr"] == pytest.approx(0.002) and network["weight_decay"] == cfg.optim.weight_decay
     assert len(network["params"]) + len(plastic["params"]) == len(list(model.parameters()))
+
+
+def test_imagenet_weights_offline_is_one_line_naming_the_local_file_alternative(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PipelineError, match="offline.*model.encoder_weights=path/to/weights.pth"):
+        build_model(load_config("smoke", ["model.encoder_weights=imagenet"]))
+
+
+def test_scse_decoder_attention():
+    with pytest.raises(PipelineError, match="scse squeezes channels by 16"):
+        load_config("smoke", ["model.decoder_attention=scse"])  # smoke's decoder is 16, 8, 8 wide
+    plain = build_model(load_config("smoke", ["model.decoder_channels=[32, 16, 16]"]))
+    scse = build_model(load_config("smoke", ["model.decoder_attention=scse", "model.decoder_channels=[32, 16, 16]"]))
+    assert not any("cSE" in name for name, _ in plain.named_modules())
+    assert any(name.endswith("attention1.attention.cSE") for name, _ in scse.named_modules())
+    logits, _ = scse(torch.randn(2, 1, 64, 64))
+    assert logits.shape == (2, 1, 64, 64)
