@@ -94,7 +94,8 @@ def _infer(args):
     if post.get("skipped"):
         print(f"infer: {RUNS / args.run} test probabilities are up to date, nothing to do")
         return
-    print(f"infer: ensemble of folds {', '.join(map(str, post['folds']))} ({post['checkpoint']}.pt each); "
+    each = "every snapshot_C.pt" if post["checkpoint"] == "snapshots" else f"{post['checkpoint']}.pt each"
+    print(f"infer: ensemble of folds {', '.join(map(str, post['folds']))} ({each}); "
           f"{post['test_images']} test images at {post['test_img_per_s']:.0f} img/s; OOF-tuned threshold "
           f"{post['best_threshold']}, min area {post['best_min_area']}, OOF score {post['oof_score']:.4f}")
 

@@ -146,7 +146,8 @@ class InferConfig:
     # which checkpoint of each fold predicts OOF and test: last (not chosen on any image it scores, so the OOF
     # score and the OOF-tuned threshold are honest) | best (the epoch with the best validation metric: chosen
     # on the very images its OOF predictions score, so its OOF is optimistic)
-    checkpoint: Literal["last", "best"] = "last"
+    # snapshots: every fold's models at the end of each cosine cycle (optim.schedule restarts), averaged
+    checkpoint: Literal["last", "best", "snapshots"] = "last"
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
     thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
     min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
@@ -249,6 +250,8 @@ def check_config(cfg: Config) -> Config:
     if cfg.model.decoder_attention == "scse" and min(cfg.model.decoder_channels) < 16:
         raise PipelineError(f"config: model.decoder_attention scse squeezes channels by 16: every model.decoder_channels width must be >= 16, "
                             f"got {cfg.model.decoder_channels}")
+    if cfg.infer.checkpoint == "snapshots" and cfg.optim.schedule != "restarts":
+        raise PipelineError("config: infer.checkpoint snapshots needs optim.schedule restarts (a snapshot is kept at the end of each cycle)")
     head = cfg.model.head
     if head.placement == "original" and head.rule not in ("hebb", "oja", "frozen"):
         raise PipelineError(f"config: 'model.head.rule' is {head.rule!r} with placement original; the original had hebb and oja only (frozen: its control)")

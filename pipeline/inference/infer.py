@@ -21,11 +21,12 @@ from pipeline.training.checkpoint import load_checkpoint, load_model_state
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
-    """Each fold's checkpoint that infer.checkpoint names (last.pt by default)."""
+    """Each fold's checkpoint(s) that infer.checkpoint names (last.pt by default; snapshots: all of them)."""
     name = load_run_config(run_dir).infer.checkpoint
-    found = sorted(Path(run_dir).glob(f"fold_*/{name}.pt"))
+    pattern = "fold_*/snapshot_*.pt" if name == "snapshots" else f"fold_*/{name}.pt"
+    found = sorted(Path(run_dir).glob(pattern))
     if not found:
-        raise PipelineError(f"{run_dir} has no fold_*/{name}.pt: train the run first (python -m pipeline train --run {Path(run_dir).name})")
+        raise PipelineError(f"{run_dir} has no {pattern}: train the run first (python -m pipeline train --run {Path(run_dir).name})")
     return found
 
 
@@ -47,7 +48,7 @@ def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device:
 
 
 def fold_numbers(paths: list[Path]) -> list[int]:
-    return [int(path.parent.name.split("_")[1]) for path in paths]
+    return sorted({int(path.parent.name.split("_")[1]) for path in paths})
 
 
 def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> dict:

@@ -49,3 +49,14 @@ def build_scheduler(optimizer, cfg: OptimConfig, steps_per_epoch: int, epochs: i
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_multiplier(step, total, warmup, cycles, cfg.min_lr_ratio)
     )
+
+
+def cycle_end_epochs(steps_per_epoch: int, epochs: int, cfg: OptimConfig) -> list[int]:
+    """Epochs (1-based) after which a cosine cycle has ended: where the next epoch's first step restarts the
+    rate, and the last epoch. Snapshot ensembles keep the model at each."""
+    total = steps_per_epoch * epochs
+    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    cycles = cfg.cycles if cfg.schedule == "restarts" else 1
+    rate = [lr_multiplier(step, total, warmup, cycles, cfg.min_lr_ratio) for step in range(total)]
+    ends = [epoch for epoch in range(1, epochs) if rate[epoch * steps_per_epoch] > rate[epoch * steps_per_epoch - 1]]
+    return ends + [epochs]

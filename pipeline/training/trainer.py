@@ -32,7 +32,7 @@ from pipeline.models.predict import predict_probs
 from pipeline.training import distributed
 from pipeline.training.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
 from pipeline.training.losses import SaltLoss
-from pipeline.training.schedule import build_optimizer, build_scheduler
+from pipeline.training.schedule import build_optimizer, build_scheduler, cycle_end_epochs
 
 
 @dataclass
@@ -284,6 +284,17 @@ def write_checkpoints(training: FoldTraining, row: dict) -> None:
         save_checkpoint(training.last_path, cfg, resume_state)
 
 
+def write_snapshots(training: FoldTraining, row: dict) -> None:
+    """With cosine restarts: the model at the end of each cycle (snapshot_C.pt), for snapshot ensembles."""
+    cfg = training.cfg
+    if cfg.optim.schedule != "restarts" or not training.ctx.is_main:
+        return
+    ends = cycle_end_epochs(training.steps_per_epoch, cfg.train.epochs, cfg.optim)
+    if training.epoch in ends:
+        path = training.fold_dir / f"snapshot_{ends.index(training.epoch)}.pt"
+        save_checkpoint(path, cfg, {"model": training.model.state_dict(), "epoch": training.epoch})
+
+
 def write_metrics(training: FoldTraining, row: dict) -> None:
     if training.ctx.is_main:
         history = training.history
@@ -301,7 +312,7 @@ def print_epoch(training: FoldTraining, row: dict) -> None:
         )
 
 
-EPOCH_END: tuple[Callable, ...] = (write_checkpoints, write_metrics, print_epoch)
+EPOCH_END: tuple[Callable, ...] = (write_checkpoints, write_snapshots, write_metrics, print_epoch)
 
 
 def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext) -> FoldTraining:
@@ -364,13 +375,26 @@ def finish_fold(training: FoldTraining, train: TrainSet, split: FoldData) -> Non
     distributed.barrier(ctx)
 
 
+def fold_checkpoints(cfg: Config, fold_dir: Path) -> list[Path]:
+    """The checkpoint(s) of a fold that infer.checkpoint names: last.pt, best.pt, or every snapshot_C.pt."""
+    if cfg.infer.checkpoint == "snapshots":
+        return sorted(fold_dir.glob("snapshot_*.pt"))
+    return [fold_dir / f"{cfg.infer.checkpoint}.pt"]
+
+
 def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldData, device) -> None:
-    """Probabilities of the held-out images from the checkpoint infer.checkpoint names, 101x101 float16, with their ids."""
-    path = fold_dir / f"{cfg.infer.checkpoint}.pt"
-    load_model_state(model, load_checkpoint(path, cfg), path)
+    """Probabilities of the held-out images from the checkpoint(s) infer.checkpoint names (snapshots: their
+    mean), 101x101 float16, with their ids."""
     index = split.val_index
-    with lifetime_preserved(model):
-        probs = predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+    paths = fold_checkpoints(cfg, fold_dir)
+    if not paths:
+        raise PipelineError(f"{fold_dir} has no checkpoint for infer.checkpoint {cfg.infer.checkpoint}; train the fold first")
+    probs = 0.0
+    for path in paths:
+        load_model_state(model, load_checkpoint(path, cfg), path)
+        with lifetime_preserved(model):
+            probs = probs + predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta,
+                                          batch_size=cfg.infer.batch_size) / len(paths)
     write_csv(fold_dir / "oof_ids.csv", ["id"], [[i] for i in train.ids[index]])
     save_npy(fold_dir / "oof.npy", probs.astype(np.float16))
 

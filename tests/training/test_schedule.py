@@ -16,3 +16,12 @@ def test_restarts_return_to_the_peak():
     values = [lr_multiplier(step, 100, 0, 4, 0.0) for step in range(100)]
     assert [values[i] for i in (0, 25, 50, 75)] == [1.0, 1.0, 1.0, 1.0]
     assert values[24] < 0.01
+
+
+def test_cycle_ends_for_snapshots():
+    from pipeline.config import OptimConfig
+    from pipeline.training.schedule import cycle_end_epochs
+
+    restarts = OptimConfig(schedule="restarts", cycles=3, warmup_epochs=0)
+    assert cycle_end_epochs(steps_per_epoch=10, epochs=9, cfg=restarts) == [3, 6, 9]
+    assert cycle_end_epochs(steps_per_epoch=10, epochs=8, cfg=OptimConfig(schedule="cosine", warmup_epochs=1)) == [8]

@@ -262,3 +262,27 @@ def test_paired_design_same_seed_same_network_start_data_order_augmentations_and
         for key, value in body.items():
             assert torch.equal(value, reference[0][key]), (rule, key)
         assert order == reference[1] and torch.equal(images, reference[2]) and torch.equal(stream, reference[3]), rule
+
+
+def test_snapshot_ensemble_keeps_each_cycles_model_and_averages_them(workdir):
+    from pipeline.data.prep import load_train_cache
+    from pipeline.inference.infer import infer
+    from pipeline.models.factory import build_model
+    from pipeline.models.predict import predict_probs
+
+    cfg = smoke("train.epochs=4", "optim.schedule=restarts", "optim.cycles=2", "optim.warmup_epochs=0", "infer.checkpoint=snapshots",
+                "train.device=cpu")
+    trainer.train(cfg, workdir / "runs" / "snap")
+    fold_dir = workdir / "runs" / "snap" / "fold_1"
+    snapshots = sorted(fold_dir.glob("snapshot_*.pt"))
+    assert [load_checkpoint(p)["epoch"] for p in snapshots] == [2, 4]
+    train_set = load_train_cache(workdir / "data")
+    split = trainer.fold_split(train_set, workdir / "folds" / "folds.csv", 1)
+    model, each = build_model(cfg), []
+    for path in snapshots:
+        model.load_state_dict(load_checkpoint(path)["model"])
+        each.append(predict_probs(model, train_set.images[split.val_index], train_set.depth[split.val_index], cfg, torch.device("cpu"),
+                                  views=cfg.infer.tta))
+    assert np.abs(each[0] - each[1]).max() > 1e-3
+    np.testing.assert_allclose(np.load(fold_dir / "oof.npy").astype(np.float32), (each[0] + each[1]) / 2, atol=1e-3)
+    assert infer(workdir / "runs" / "snap")["folds"] == [0, 1, 2]
