@@ -72,6 +72,12 @@ def load_train(layout: Layout, depths: dict[str, float], allow_unlisted: bool = 
     ids = columns["id"]
     if not ids:
         raise PipelineError(f"{layout.train_csv} lists no images; it needs one row per training image")
+    missing = [i for i in ids if not layout.train_image(i).is_file()]
+    if missing:
+        raise PipelineError(
+            f"{len(missing)} ids of {layout.train_csv} have no image in {layout.root / 'train' / 'images'} (first: {missing[0]}); "
+            "restore the images or remove their rows"
+        )
     unlisted = sorted({p.stem for p in (layout.root / "train" / "images").glob("*.png")} - set(ids))
     if unlisted and not allow_unlisted:  # a truncated train.csv would otherwise silently shrink the training set
         raise PipelineError(

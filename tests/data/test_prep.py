@@ -64,10 +64,11 @@ def test_empty_data_dir(tmp_path):
         prep(tmp_path / "empty")
 
 
-def test_train_id_without_image(data):
-    image_id = first_id(data)
-    (data / "train" / "images" / f"{image_id}.png").unlink()
-    expect(data, f"{image_id}.png is missing")
+def test_train_ids_without_images_are_counted(data):
+    images = sorted((data / "train" / "images").glob("*.png"))
+    for path in images[:2]:
+        path.unlink()
+    expect(data, rf"2 ids of .*train.csv have no image in .*\(first: ({images[0].stem}|{images[1].stem})\)")
 
 
 def test_image_of_the_wrong_size(data):
@@ -119,5 +120,5 @@ def test_failed_prep_keeps_the_previous_cache(data):
     before = (data / "cache" / "train.npz").read_bytes()
     image_id = first_id(data)
     (data / "train" / "images" / f"{image_id}.png").unlink()
-    expect(data, "is missing")
+    expect(data, "have no image")
     assert (data / "cache" / "train.npz").read_bytes() == before
