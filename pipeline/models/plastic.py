@@ -212,6 +212,7 @@ class PlasticHead(nn.Module):
         eta = self.eta
         modulation = self._modulation(pre)
         bias = self.bias.view(1, -1, 1).expand(batch, -1, pixels)  # (B,K,P)
+        needs_power = record or self.rule == "oja" or self.cfg.clip == "oja"  # s enters only Oja terms (and the lifetime record)
         for step in range(self.cfg.steps):
             weights = self.weight + self.alpha * hebb  # (B,C,K)
             z = torch.baddbmm(bias, weights.transpose(1, 2), product)  # (B,K,P)
@@ -219,7 +220,7 @@ class PlasticHead(nn.Module):
                 break
             post = torch.sigmoid(z)
             coactivation = torch.bmm(pre, post.transpose(1, 2)) / pixels  # (B,C,K)
-            post_power = post.pow(2).mean(dim=2).unsqueeze(1)  # (B,1,K)
+            post_power = post.pow(2).mean(dim=2).unsqueeze(1) if needs_power else None  # (B,1,K)
             if step < self.cfg.steps - 1:
                 hebb, eligibility = plastic_update(self.rule, self.cfg.clip, hebb, eligibility, coactivation, post_power, eta, modulation)
         self._last_trace = hebb.detach()  # read lazily by statistics(): no device sync per step
