@@ -147,12 +147,22 @@ def _ablate(args):
     print(f"ablation: {outputs['csv']} {outputs['markdown']} {outputs['plot']}")
 
 
+class HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the default is 'not given' (None) or a flag's False."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="TGS Salt pipeline with plastic U-Net heads")
     stages = parser.add_subparsers(dest="stage", required=True)
 
     def stage(name: str, help_text: str, func) -> argparse.ArgumentParser:
-        p = stages.add_parser(name, help=help_text, description=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        p = stages.add_parser(name, help=help_text, description=help_text, formatter_class=HelpWithDefaults)
         p.set_defaults(func=func)
         return p
 
