@@ -94,19 +94,23 @@ def batching(size: int, batch: int, rounds: int) -> dict:
     return {"network": NETWORKS["cpu-demo"]["label"] + " (cpu-demo U-Net)", "input_px": size, "images": batch, "designs": rows}
 
 
-def run(size: int = 128, rounds: int = 5) -> dict:
-    torch.set_num_threads(torch.get_num_threads())
-    return {
+def run(size: int = 128, rounds: int = 5, networks: tuple[str, ...] = tuple(NETWORKS), with_batching: bool = True) -> dict:
+    result = {
         "device": "cpu",
-        "overhead": {network: overhead(network, size, rounds) for network in NETWORKS},
-        "batching": batching(size, NETWORKS["cpu-demo"]["batch"], rounds),
+        "overhead": {network: overhead(network, size, rounds) for network in networks},
         "goals": {"overhead_vs_none": 0.05},
     }
+    if with_batching:
+        result["batching"] = batching(size, NETWORKS["cpu-demo"]["batch"], rounds)
+    return result
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--networks", default=",".join(NETWORKS), help="U-Nets to measure the overhead on")
+    parser.add_argument("--no-batching", action="store_true", help="skip the batching rows")
+    parser.add_argument("--name", default="heads", help="results file benchmarks/results/NAME.json")
     args = parser.parse_args()
-    write_result("heads", run(args.size, args.rounds))
+    write_result(args.name, run(args.size, args.rounds, tuple(args.networks.split(",")), not args.no_batching))
