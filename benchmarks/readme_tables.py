@@ -33,6 +33,20 @@ def benchmarks() -> str:
     return markdown(_json("benchmarks/results/latest.json"))
 
 
+def head_overhead() -> str:
+    """cpu-demo U-Net train step with each head: pixels-major head (before) vs channels-major (after)."""
+    from run_all import _span
+
+    before = _json("benchmarks/results/heads-before-channels-major.json")["overhead"]["cpu-demo"]
+    after = _json("benchmarks/results/latest.json")["heads"]["overhead"]["cpu-demo"]
+    lines = ["| head | before (pixels-major): step, overhead | after (channels-major): step, overhead |", "|---|---|---|"]
+    for name, timing in after["step_s"].items():
+        old = before["step_s"].get(name)
+        old_text = f"{_span(old)}, {before['overhead_vs_none'][name]:+.1%}" if old else "-"
+        lines.append(f"| {name} | {old_text} | {_span(timing)}, {after['overhead_vs_none'][name]:+.1%} |")
+    return "\n".join(lines) + "\n"
+
+
 def run_cpu_demo() -> str:
     summary = _json("docs/run-cpu-demo.json")
     folds = summary["folds"]
@@ -87,6 +101,7 @@ def fresh_clone() -> str:
 
 RENDERERS = {
     "benchmarks": benchmarks,
+    "head-overhead": head_overhead,
     "run-cpu-demo": run_cpu_demo,
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
