@@ -53,7 +53,7 @@ def run_cpu_demo() -> str:
     seconds = summary.get("stage_seconds", {})
     lines = ["| measured | value |", "|---|---|"]
     if seconds:
-        lines.append(f"| pipeline stages, synth to report (`total`) | {seconds['total']:.0f} s (" +
+        lines.append(f"| pipeline stages, synth to evaluate (`total`) | {seconds['total']:.0f} s (" +
                      ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items() if k != "total") + ") |")
     lines += [
         f"| training speed, mean over epochs and folds | {statistics.mean(f['train_img_per_s'] for f in folds.values()):.0f} img/s |",
