@@ -25,6 +25,7 @@ from pipeline.data.folds import make_folds
 from pipeline.data.holdout import carve_holdout
 from pipeline.data.prep import prep
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission
+from pipeline.evaluation.report import read_metrics
 from pipeline.fileio import write_text
 from pipeline.inference.infer import infer
 from pipeline.inference.submit import submit
@@ -44,12 +45,8 @@ def carve(dev: Path, work: Path, seed: int, n_train: int, n_test: int, k: int) -
 
 
 def last_metric(run_dir: Path, column: str) -> str:
-    values = []
-    for path in sorted(run_dir.glob("fold_*/metrics.csv")):
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        if rows and rows[-1].get(column):
-            values.append(float(rows[-1][column]))
+    """Mean over folds of a metrics.csv column at the last epoch ('' when the head logs no such column)."""
+    values = [rows[-1][column] for rows in read_metrics(run_dir).values() if rows and column in rows[-1]]
     return f"{statistics.mean(values):.6g}" if values else ""
 
 

@@ -67,6 +67,11 @@ def _depths_for(ids, depths: dict[str, float], path: Path) -> np.ndarray:
     return np.array([depths[i] for i in ids], np.float32)
 
 
+def unlisted_train_ids(layout: Layout, ids) -> list[str]:
+    """Train images that have no row in train.csv."""
+    return sorted({p.stem for p in (layout.root / "train" / "images").glob("*.png")} - set(ids))
+
+
 def load_train(layout: Layout, depths: dict[str, float], allow_unlisted: bool = False) -> TrainSet:
     columns = read_csv_columns(layout.train_csv, ("id", "rle_mask"))
     ids = columns["id"]
@@ -78,7 +83,7 @@ def load_train(layout: Layout, depths: dict[str, float], allow_unlisted: bool = 
             f"{len(missing)} ids of {layout.train_csv} have no image in {layout.root / 'train' / 'images'} (first: {missing[0]}); "
             "restore the images or remove their rows"
         )
-    unlisted = sorted({p.stem for p in (layout.root / "train" / "images").glob("*.png")} - set(ids))
+    unlisted = unlisted_train_ids(layout, ids)
     if unlisted and not allow_unlisted:  # a truncated train.csv would otherwise silently shrink the training set
         raise PipelineError(
             f"{len(unlisted)} images in {layout.root / 'train' / 'images'} have no row in {layout.train_csv} (first: {unlisted[0]}); "
@@ -156,7 +161,7 @@ def prep(data_dir: Path, force: bool = False, allow_unlisted: bool = False) -> d
     manifest = {
         "fingerprint": stamp,
         "train_images": int(train.ids.size),
-        "unlisted_train_images": len({p.stem for p in (layout.root / "train" / "images").glob("*.png")} - set(train.ids.tolist())),
+        "unlisted_train_images": len(unlisted_train_ids(layout, train.ids.tolist())),
         "test_images": int(test.ids.size),
         "empty_fraction": float((train.coverage == 0).mean()),
         "constant_images": int(train.is_constant.sum()),

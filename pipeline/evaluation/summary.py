@@ -3,7 +3,6 @@ head statistics, speed, stage times), so a figure can always be traced to a file
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +61,3 @@ def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | Non
     path = run_dir / "summary.json"
     write_json(path, summary)
     return path
-
-
-def load_summary(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -17,16 +17,16 @@ from pipeline.inference.oof import load_oof
 from pipeline.inference.postprocess import tune
 from pipeline.models.factory import build_model
 from pipeline.models.predict import predict_probs
-from pipeline.training.checkpoint import load_checkpoint, load_model_state
+from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
     """Each fold's checkpoint(s) that infer.checkpoint names (last.pt by default; snapshots: all of them)."""
-    name = load_run_config(run_dir).infer.checkpoint
-    pattern = "fold_*/snapshot_*.pt" if name == "snapshots" else f"fold_*/{name}.pt"
-    found = sorted(Path(run_dir).glob(pattern))
+    cfg = load_run_config(run_dir)
+    found = [path for fold_dir in sorted(Path(run_dir).glob("fold_*")) for path in fold_checkpoints(cfg, fold_dir) if path.exists()]
     if not found:
-        raise PipelineError(f"{run_dir} has no {pattern}: train the run first (python -m pipeline train --run {Path(run_dir).name})")
+        raise PipelineError(f"{run_dir} has no fold checkpoint for infer.checkpoint {cfg.infer.checkpoint}: train the run first "
+                            f"(python -m pipeline train --run {Path(run_dir).name})")
     return found
 
 
@@ -54,7 +54,8 @@ def fold_numbers(paths: list[Path]) -> list[int]:
 def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> dict:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
-    found = fold_numbers(checkpoints(run_dir))
+    paths = checkpoints(run_dir)
+    found = fold_numbers(paths)
     expected = list(range(number_of_folds(Path(cfg.data.folds_file))))
     missing = sorted(set(expected) - set(found))
     if missing and not allow_partial:
@@ -63,7 +64,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> di
             f"Train them (python -m pipeline train --run {run_dir.name} --fold {','.join(map(str, missing))}) or pass --allow-partial"
         )
     outputs = [run_dir / "test_probs.npy", run_dir / "test_ids.csv", run_dir / "postprocess.json"]
-    newest_checkpoint = max(p.stat().st_mtime for p in checkpoints(run_dir))
+    newest_checkpoint = max(p.stat().st_mtime for p in paths)
     if not force and all(p.exists() for p in outputs) and min(p.stat().st_mtime for p in outputs) > newest_checkpoint:
         return {"skipped": True, "folds": found}
     data_dir = Path(cfg.data.data_dir)

@@ -29,6 +29,13 @@ def restore_rng(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def fold_checkpoints(cfg: Config, fold_dir: Path) -> list[Path]:
+    """The checkpoint(s) of a fold that infer.checkpoint names: last.pt, best.pt, or every snapshot_C.pt."""
+    if cfg.infer.checkpoint == "snapshots":
+        return sorted(Path(fold_dir).glob("snapshot_*.pt"))
+    return [Path(fold_dir) / f"{cfg.infer.checkpoint}.pt"]
+
+
 def save_checkpoint(path: Path, cfg: Config, contents: dict) -> None:
     """`contents` (model state and whatever else resume needs) plus the config that made it."""
     torch_save(path, {**contents, "config": to_dict(cfg)})

@@ -30,7 +30,7 @@ from pipeline.models.factory import build_model
 from pipeline.models.plastic import lifetime_preserved, plastic_heads
 from pipeline.models.predict import predict_probs
 from pipeline.training import distributed
-from pipeline.training.checkpoint import load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
+from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
 from pipeline.training.losses import SaltLoss
 from pipeline.training.schedule import build_optimizer, build_scheduler, cycle_end_epochs
 
@@ -119,6 +119,7 @@ class FoldTraining:
     fold: int
     fold_dir: Path
     ctx: distributed.DistContext
+    split: FoldData
     model: torch.nn.Module
     train_set: SaltDataset
     loader: DataLoader
@@ -341,7 +342,7 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     val_shard = torch.utils.data.Subset(val_set, list(range(ctx.rank, len(val_set), ctx.world_size)))
     val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, **loader_options)
     steps = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
-    return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, model, train_set, loader, val_loader, steps)
+    return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, split, model, train_set, loader, val_loader, steps)
 
 
 def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext, resume: bool = False,
@@ -358,11 +359,11 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
         for callback in EPOCH_END + tuple(callbacks):
             callback(training, row)
         distributed.barrier(ctx)
-    finish_fold(training, train, fold_split(train, Path(cfg.data.folds_file), fold))
+    finish_fold(training, train)
     return {"fold": fold, "best_score": training.best["score"], "best_epoch": training.best["epoch"], "epochs_run": cfg.train.epochs - started_at}
 
 
-def finish_fold(training: FoldTraining, train: TrainSet, split: FoldData) -> None:
+def finish_fold(training: FoldTraining, train: TrainSet) -> None:
     """Check that every rank holds the same parameters and buffers, then write the OOF predictions."""
     ctx, fold_dir = training.ctx, training.fold_dir
     tensors = list(training.model.parameters()) + list(training.model.buffers())
@@ -371,15 +372,8 @@ def finish_fold(training: FoldTraining, train: TrainSet, split: FoldData) -> Non
         if len(set(checksums)) != 1:
             raise PipelineError(f"fold {training.fold}: ranks ended with different weights (checksums {checksums}); DDP lost sync")
         write_csv(fold_dir / "ranks.csv", ["rank", "weight_checksum"], list(enumerate(checksums)))
-        write_oof(training.cfg, fold_dir, training.model, train, split, ctx.device)
+        write_oof(training.cfg, fold_dir, training.model, train, training.split, ctx.device)
     distributed.barrier(ctx)
-
-
-def fold_checkpoints(cfg: Config, fold_dir: Path) -> list[Path]:
-    """The checkpoint(s) of a fold that infer.checkpoint names: last.pt, best.pt, or every snapshot_C.pt."""
-    if cfg.infer.checkpoint == "snapshots":
-        return sorted(fold_dir.glob("snapshot_*.pt"))
-    return [fold_dir / f"{cfg.infer.checkpoint}.pt"]
 
 
 def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldData, device) -> None:
