@@ -39,7 +39,7 @@ def run(batch: int = 16, size: int = 128, rounds: int = 7) -> dict:
     images, masks = real_batch(cfg, batch)
     check_batch(images, "loss")
     images = images.contiguous(memory_format=torch.channels_last)
-    salt = SaltLoss(cfg.loss)
+    salt = SaltLoss(cfg.loss, cfg.train.epochs)
     losses = {
         "bce_dice": lambda z, m: salt.segmentation(z, m, epoch=0),
         "lovasz_smp_loop": smp_symmetric_lovasz,

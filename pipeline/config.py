@@ -105,7 +105,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    lovasz_from_epoch: Annotated[int, Range(0)] = 10  # BCE+Dice before this epoch, Lovasz hinge from it on
+    lovasz_from: Probability = 0.25  # share of a fold's epochs on BCE+Dice; Lovasz hinge after (0: Lovasz from the start, 1: never)
     symmetric_lovasz: bool = True
     aux_weight: Annotated[float, Range(0.0)] = 0.05
 
@@ -128,6 +128,8 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: Count = 40
+    steps: Count | None = None  # optimizer steps per fold; set: epochs = ceil(steps / steps per epoch), sized to the data
+    folds: list[Annotated[int, Range(0, 99)]] | None = None  # the folds this recipe trains and infer expects (None: all)
     batch_size: Count = 32  # global: split evenly over DDP ranks, so N GPUs run the same recipe as one
     num_workers: Annotated[int, Range(0, 64)] = 0
     seed: Annotated[int, Range(0, 2**31 - 1)] = 42

@@ -1,10 +1,10 @@
 """Atomic writes: every file is written to a temporary name beside its target, then renamed over it,
-so an interrupted write never leaves a half file and never destroys the previous version."""
+so an interrupted write never leaves a half file and never destroys the previous version. Tables are read
+and written with pandas, as text: ids stay strings and an empty RLE stays \"\"."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import os
@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once at import: mkstemp's 0600 is replaced by the usual 0666 & ~umask
@@ -47,12 +48,34 @@ def write_json(target, obj) -> None:
     write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def write_csv(target, header: list[str], rows) -> None:
+def write_table(target, frame: pd.DataFrame) -> None:
+    """A table as CSV (no index column, '\\n' line ends), atomically."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    frame.to_csv(buffer, index=False, lineterminator="\n")
     write_text(target, buffer.getvalue())
+
+
+def read_table(path, columns: tuple[str, ...] = (), unique: bool = True) -> pd.DataFrame:
+    """A CSV as text columns (no NaN: an empty field is ""), values stripped. `columns` must all be present
+    (only they are returned when given); with `unique` the first of them may not repeat. Every failure is a
+    PipelineError naming the file."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise PipelineError(f"{path}: cannot be read as CSV ({str(error).strip()}); replace it with the original file") from None
+    if not set(columns) <= set(frame.columns):
+        raise PipelineError(f"{path}: expected columns {','.join(columns)}, found {list(frame.columns) or None}; fix the header")
+    if columns:
+        frame = frame[list(columns)]
+    frame = frame.apply(lambda column: column.str.strip()) if len(frame.columns) else frame
+    if unique and columns:
+        duplicates = int(frame[columns[0]].duplicated().sum())
+        if duplicates:
+            raise PipelineError(f"{path}: {duplicates} duplicate {columns[0]} values; each id must appear once")
+    return frame
 
 
 def save_npy(target, array: np.ndarray) -> None:

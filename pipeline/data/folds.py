@@ -6,11 +6,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from pipeline.data.prep import load_train_cache
-from pipeline.data.layout import read_csv_columns
-from pipeline.fileio import PipelineError, write_csv
+from pipeline.fileio import PipelineError, read_table, write_table
 
 
 def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: int, by: str = "coverage") -> np.ndarray:
@@ -38,9 +38,9 @@ def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: in
 def read_folds(path: Path) -> dict[str, int]:
     if not Path(path).exists():
         raise PipelineError(f"{path} is missing: run `python -m pipeline folds --data DIR` first")
-    columns = read_csv_columns(Path(path), ("id", "fold"))  # a missing column or unreadable file names the file
+    table = read_table(path, ("id", "fold"))  # a missing column or unreadable file names the file
     try:
-        return {image_id: int(fold) for image_id, fold in zip(columns["id"], columns["fold"])}
+        return dict(zip(table["id"], table["fold"].astype(int).tolist()))
     except ValueError as error:
         raise PipelineError(f"{path}: a fold is not a whole number ({error}); rerun `python -m pipeline folds --force`") from None
 
@@ -59,7 +59,7 @@ def make_folds(data_dir: Path, out: Path, k: int = 5, seed: int = 42, by: str = 
                 f"{out} already holds a different split; folds are part of an experiment's identity. "
                 "Pass --force to replace it (runs trained on the old split no longer match)"
             )
-    write_csv(out, ["id", "fold"], sorted(assignment.items(), key=lambda item: (item[1], item[0])))
+    write_table(out, pd.DataFrame(columns=["id", "fold"], data=sorted(assignment.items(), key=lambda item: (item[1], item[0]))))
     return assignment
 
 

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from pipeline.data.layout import Layout, read_csv_columns, read_depths
-from pipeline.fileio import PipelineError, write_csv
+from pipeline.data.layout import Layout, read_depths
+from pipeline.fileio import PipelineError, read_table, write_table
 
 
 def carve_holdout(source: Path, out: Path, n_test: int, seed: int = 0, n_train: int | None = None, force: bool = False) -> dict:
@@ -21,7 +22,7 @@ def carve_holdout(source: Path, out: Path, n_test: int, seed: int = 0, n_train: 
         raise PipelineError(f"{dst.train_csv} already exists; holdout will not overwrite a data folder (pass --force to replace it)")
     if dst.root.resolve() == src.root.resolve():
         raise PipelineError(f"--out {dst.root} is the source folder; pick a new folder for the mini competition")
-    labels = read_csv_columns(src.train_csv, ("id", "rle_mask"))
+    labels = read_table(src.train_csv, ("id", "rle_mask"))
     rle_of = dict(zip(labels["id"], labels["rle_mask"]))
     depth_of = read_depths(src.depths_csv)
     ids = sorted(rle_of)
@@ -45,10 +46,10 @@ def carve_holdout(source: Path, out: Path, n_test: int, seed: int = 0, n_train: 
     for image_id in test_ids:
         shutil.copyfile(src.train_image(image_id), dst.test_image(image_id))
     # CSVs last, train.csv the very last: its presence marks a complete folder
-    write_csv(dst.depths_csv, ["id", "z"], [(i, _plain(depth_of[i])) for i in sorted(train_ids + test_ids)])
-    write_csv(dst.sample_submission, ["id", "rle_mask"], [(i, "1 1") for i in test_ids])
-    write_csv(dst.test_truth, ["id", "rle_mask"], [(i, rle_of[i]) for i in test_ids])
-    write_csv(dst.train_csv, ["id", "rle_mask"], [(i, rle_of[i]) for i in train_ids])
+    write_table(dst.depths_csv, pd.DataFrame(columns=["id", "z"], data=[(i, _plain(depth_of[i])) for i in sorted(train_ids + test_ids)]))
+    write_table(dst.sample_submission, pd.DataFrame(columns=["id", "rle_mask"], data=[(i, "1 1") for i in test_ids]))
+    write_table(dst.test_truth, pd.DataFrame(columns=["id", "rle_mask"], data=[(i, rle_of[i]) for i in test_ids]))
+    write_table(dst.train_csv, pd.DataFrame(columns=["id", "rle_mask"], data=[(i, rle_of[i]) for i in train_ids]))
     empty_test = sum(1 for i in test_ids if not rle_of[i])
     return {"train": len(train_ids), "test": len(test_ids), "test_empty_fraction": empty_test / len(test_ids), "seed": seed, "root": str(dst.root)}
 

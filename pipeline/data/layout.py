@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.fileio import PipelineError
+from pipeline.fileio import PipelineError, read_table
 
 IMAGE_SIZE = 101
 
@@ -79,29 +78,10 @@ def id_mismatch(expected, found, missing_text: str, extra_text: str) -> str | No
     return "; ".join(parts) or None
 
 
-def read_csv_columns(path: Path, columns: tuple[str, ...]) -> dict[str, list[str]]:
-    """Read the named columns of a CSV; a missing column or unreadable file names the file."""
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or not set(columns) <= set(reader.fieldnames):
-                raise PipelineError(f"{path}: expected columns {','.join(columns)}, found {reader.fieldnames}; fix the header")
-            out: dict[str, list[str]] = {column: [] for column in columns}
-            for row in reader:
-                for column in columns:
-                    out[column].append((row[column] or "").strip())
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise PipelineError(f"{path}: cannot be read as CSV ({error}); replace it with the original file") from None
-    duplicates = len(out[columns[0]]) - len(set(out[columns[0]]))
-    if duplicates:
-        raise PipelineError(f"{path}: {duplicates} duplicate {columns[0]} values; each id must appear once")
-    return out
-
-
 def read_depths(path: Path) -> dict[str, float]:
-    columns = read_csv_columns(path, ("id", "z"))
+    table = read_table(path, ("id", "z"))
     try:
-        return {image_id: float(z) for image_id, z in zip(columns["id"], columns["z"])}
+        return dict(zip(table["id"], table["z"].astype(float)))
     except ValueError as error:
         raise PipelineError(f"{path}: a depth is not a number ({error}); fix the z column") from None
 

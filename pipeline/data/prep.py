@@ -12,8 +12,8 @@ import numpy as np
 
 from pipeline.competition.coverage import coverage, coverage_class
 from pipeline.competition.rle import decode
-from pipeline.data.layout import IMAGE_SIZE, Layout, check_layout, id_mismatch, read_csv_columns, read_depths, read_image, read_mask
-from pipeline.fileio import PipelineError, save_npz, write_json
+from pipeline.data.layout import IMAGE_SIZE, Layout, check_layout, id_mismatch, read_depths, read_image, read_mask
+from pipeline.fileio import PipelineError, read_table, save_npz, write_json
 
 CACHE_VERSION = 1
 
@@ -73,8 +73,8 @@ def unlisted_train_ids(layout: Layout, ids) -> list[str]:
 
 
 def load_train(layout: Layout, depths: dict[str, float], allow_unlisted: bool = False) -> TrainSet:
-    columns = read_csv_columns(layout.train_csv, ("id", "rle_mask"))
-    ids = columns["id"]
+    columns = read_table(layout.train_csv, ("id", "rle_mask"))
+    ids = columns["id"].tolist()
     if not ids:
         raise PipelineError(f"{layout.train_csv} lists no images; it needs one row per training image")
     missing = [i for i in ids if not layout.train_image(i).is_file()]
@@ -115,7 +115,7 @@ def load_train(layout: Layout, depths: dict[str, float], allow_unlisted: bool = 
 
 
 def load_test(layout: Layout, depths: dict[str, float]) -> TestSet:
-    expected = read_csv_columns(layout.sample_submission, ("id", "rle_mask"))["id"]
+    expected = read_table(layout.sample_submission, ("id", "rle_mask"))["id"].tolist()
     present = sorted(p.stem for p in layout.test_image_dir.glob("*.png"))
     mismatch = id_mismatch(
         expected,

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 from scipy import ndimage
 
 from pipeline.competition.rle import encode
 from pipeline.data.layout import IMAGE_SIZE, Layout
-from pipeline.fileio import PipelineError, write_bytes, write_csv
+from pipeline.fileio import PipelineError, write_bytes, write_table
 
 EMPTY_FRACTION = 0.39  # as in the real training set
 CONSTANT_FRACTION = 0.02  # 80 of 4000 real images are a single colour (all with empty masks)
@@ -200,10 +201,10 @@ def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 
             write_bytes(layout.test_image(image_id), image_png(sample.image))
             truth_rows.append((image_id, encode(sample.mask)))
     # CSVs last: train.csv's presence marks a complete folder
-    write_csv(layout.depths_csv, ["id", "z"], depth_rows)
-    write_csv(layout.sample_submission, ["id", "rle_mask"], [(i, "1 1") for i in sorted(test_ids)])
-    write_csv(layout.test_truth, ["id", "rle_mask"], truth_rows)
+    write_table(layout.depths_csv, pd.DataFrame(columns=["id", "z"], data=depth_rows))
+    write_table(layout.sample_submission, pd.DataFrame(columns=["id", "rle_mask"], data=[(i, "1 1") for i in sorted(test_ids)]))
+    write_table(layout.test_truth, pd.DataFrame(columns=["id", "rle_mask"], data=truth_rows))
     write_preview(layout.root / "preview.png", preview)
-    write_csv(layout.train_csv, ["id", "rle_mask"], train_rows)
+    write_table(layout.train_csv, pd.DataFrame(columns=["id", "rle_mask"], data=train_rows))
     return layout
 

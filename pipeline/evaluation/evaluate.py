@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -12,17 +11,17 @@ from pipeline.competition.coverage import coverage, coverage_class, score_table
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import decode
 from pipeline.config import load_run_config
-from pipeline.data.layout import IMAGE_SIZE, id_mismatch, read_csv_columns
+from pipeline.data.layout import IMAGE_SIZE, id_mismatch
 from pipeline.data.prep import load_train_cache
-from pipeline.fileio import PipelineError
+from pipeline.fileio import PipelineError, read_table
 from pipeline.inference.oof import load_oof
 from pipeline.inference.postprocess import to_masks
 
 
 def read_masks(path: Path) -> dict[str, np.ndarray]:
-    columns = read_csv_columns(Path(path), ("id", "rle_mask"))
+    table = read_table(path, ("id", "rle_mask"))
     masks = {}
-    for image_id, rle in zip(columns["id"], columns["rle_mask"]):
+    for image_id, rle in zip(table["id"], table["rle_mask"]):
         try:
             masks[image_id] = decode(rle, (IMAGE_SIZE, IMAGE_SIZE), image_id)
         except ValueError as error:
@@ -32,8 +31,7 @@ def read_masks(path: Path) -> dict[str, np.ndarray]:
 
 def check_submission_header(path: Path) -> None:
     """Kaggle takes exactly the columns id,rle_mask."""
-    with open(path, newline="") as handle:
-        header = next(csv.reader(handle), None)
+    header = list(read_table(path, unique=False).columns)
     if header != ["id", "rle_mask"]:
         raise PipelineError(f"{path}: the header is {','.join(header or [])!r}; a submission has exactly the columns id,rle_mask")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 from pathlib import Path
@@ -17,7 +16,7 @@ from scipy import ndimage  # noqa: E402
 from pipeline.competition.coverage import score_table  # noqa: E402
 from pipeline.config import load_run_config  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run  # noqa: E402
-from pipeline.fileio import atomic_path, write_text  # noqa: E402
+from pipeline.fileio import atomic_path, read_table, write_text  # noqa: E402
 
 HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs")
 
@@ -25,8 +24,8 @@ HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs
 def read_metrics(run_dir: Path) -> dict[int, list[dict]]:
     curves = {}
     for path in sorted(Path(run_dir).glob("fold_*/metrics.csv")):
-        with open(path, newline="") as handle:
-            rows = [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]
+        table = read_table(path, unique=False)
+        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in table.to_dict("records")]
         curves[int(path.parent.name.split("_")[1])] = rows
     return curves
 

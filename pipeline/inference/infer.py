@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from pipeline.config import load_run_config
 from pipeline.data.folds import number_of_folds
 from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.devices import choose_device
-from pipeline.fileio import PipelineError, save_npy, write_csv, write_json
+from pipeline.fileio import PipelineError, save_npy, write_table, write_json
 from pipeline.inference.oof import load_oof
 from pipeline.inference.postprocess import tune
 from pipeline.models.factory import build_model
@@ -56,7 +57,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> di
     cfg = load_run_config(run_dir)
     paths = checkpoints(run_dir)
     found = fold_numbers(paths)
-    expected = list(range(number_of_folds(Path(cfg.data.folds_file))))
+    expected = cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file))))
     missing = sorted(set(expected) - set(found))
     if missing and not allow_partial:
         raise PipelineError(
@@ -77,7 +78,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> di
     probs = ensemble_probs(run_dir, test.images, test.depth, choose_device(cfg.train.device))
     seconds = time.perf_counter() - started
     save_npy(run_dir / "test_probs.npy", probs.astype(np.float16))
-    write_csv(run_dir / "test_ids.csv", ["id"], [[i] for i in test.ids])
+    write_table(run_dir / "test_ids.csv", pd.DataFrame({"id": test.ids}))
     post["test_images"] = int(len(test.ids))
     post["test_img_per_s"] = len(test.ids) / max(seconds, 1e-9)
     write_json(run_dir / "postprocess.json", post)  # last: marks a complete infer

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.data.prep import TrainSet
-from pipeline.fileio import PipelineError
+from pipeline.fileio import PipelineError, read_table
 
 
 @dataclass
@@ -35,8 +34,7 @@ def load_oof(run_dir: Path, train: TrainSet) -> OOF:
     ids, probs, fold_of = [], [], []
     for fold in folds:
         fold_dir = Path(run_dir) / f"fold_{fold}"
-        with open(fold_dir / "oof_ids.csv", newline="") as handle:
-            fold_ids = [row["id"] for row in csv.DictReader(handle)]
+        fold_ids = read_table(fold_dir / "oof_ids.csv", ("id",))["id"].tolist()
         fold_probs = np.load(fold_dir / "oof.npy")
         if len(fold_ids) != len(fold_probs):
             raise PipelineError(f"{fold_dir}: oof_ids.csv and oof.npy disagree in length; rerun that fold's training")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pipeline.competition.rle import decode_many, encode_many
 from pipeline.config import load_run_config
-from pipeline.data.layout import IMAGE_SIZE, Layout, read_csv_columns
+from pipeline.data.layout import IMAGE_SIZE, Layout
 from pipeline.data.prep import load_test_cache
-from pipeline.fileio import PipelineError, write_csv
+from pipeline.fileio import PipelineError, read_table, write_table
 from pipeline.inference.postprocess import to_masks
 
 
@@ -32,8 +32,8 @@ def _latest_identical(out_dir: Path, name: str, rows: list[tuple[str, str]]) -> 
     earlier = sorted(out_dir.glob(f"{name}-*.csv"), key=lambda path: path.stat().st_mtime)
     if not earlier:
         return None
-    columns = read_csv_columns(earlier[-1], ("id", "rle_mask"))
-    return earlier[-1] if list(zip(columns["id"], columns["rle_mask"])) == rows else None
+    table = read_table(earlier[-1], ("id", "rle_mask"))
+    return earlier[-1] if list(zip(table["id"], table["rle_mask"])) == rows else None
 
 
 def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = False) -> dict:
@@ -46,10 +46,9 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
             raise PipelineError(f"{run_dir / needed} is missing: run `python -m pipeline infer --run {run_dir.name}` first")
     post = json.loads((run_dir / "postprocess.json").read_text())
     probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
-    with open(run_dir / "test_ids.csv", newline="") as handle:
-        prob_ids = [row["id"] for row in csv.DictReader(handle)]
+    prob_ids = read_table(run_dir / "test_ids.csv", ("id",))["id"].tolist()
     layout = Layout(Path(cfg.data.data_dir))
-    order = read_csv_columns(layout.sample_submission, ("id", "rle_mask"))["id"]
+    order = read_table(layout.sample_submission, ("id", "rle_mask"))["id"].tolist()
     test = load_test_cache(layout.root)
     if sorted(prob_ids) != sorted(order):
         raise PipelineError(f"{run_dir / 'test_ids.csv'} does not match {layout.sample_submission}; rerun `infer --force`")
@@ -62,9 +61,9 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
     identical = None if force else _latest_identical(out_dir, run_dir.name, rows)
     path = identical or _fresh_path(out_dir, run_dir.name)
     if identical is None:
-        write_csv(path, ["id", "rle_mask"], rows)
-    written = read_csv_columns(path, ("id", "rle_mask"))
-    if written["id"] != order or not np.array_equal(decode_many(written["rle_mask"], written["id"], (IMAGE_SIZE, IMAGE_SIZE)), masks):
+        write_table(path, pd.DataFrame(rows, columns=["id", "rle_mask"]))
+    written = read_table(path, ("id", "rle_mask"))
+    if written["id"].tolist() != order or not np.array_equal(decode_many(written["rle_mask"].tolist(), written["id"].tolist(), (IMAGE_SIZE, IMAGE_SIZE)), masks):
         raise PipelineError(f"{path} did not decode back to the masks it was written from; please report this")
     coverage = masks.reshape(len(masks), -1).mean(axis=1)
     return {

@@ -3,7 +3,6 @@ infer and evaluate stages, then tabulate OOF and held-out test scores, speed and
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import matplotlib
@@ -11,12 +10,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from pipeline.config import RULES, load_config  # noqa: E402
 from pipeline.data.layout import Layout  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission  # noqa: E402
-from pipeline.fileio import PipelineError, atomic_path, write_csv, write_text  # noqa: E402
+from pipeline.fileio import PipelineError, atomic_path, read_table, write_table, write_text  # noqa: E402
 from pipeline.inference.infer import infer  # noqa: E402
 from pipeline.inference.submit import submit  # noqa: E402
 from pipeline.models.factory import build_model, count_parameters  # noqa: E402
@@ -41,8 +41,7 @@ def test_score(run_dir: Path, truth_path: Path) -> float | None:
 def mean_train_speed(run_dir: Path) -> float:
     speeds = []
     for path in run_dir.glob("fold_*/metrics.csv"):
-        with open(path, newline="") as handle:
-            speeds += [float(row["train_img_per_s"]) for row in csv.DictReader(handle)]
+        speeds += read_table(path, ("train_img_per_s",), unique=False)["train_img_per_s"].astype(float).tolist()
     return float(np.mean(speeds))
 
 
@@ -134,8 +133,8 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
     folds_text = "all" if folds is None else ",".join(map(str, folds))
     command = f"python -m pipeline ablate --config {config} --heads {','.join(heads)} --seeds {seeds} --fold {folds_text}" + "".join(f" --set {o}" for o in overrides if not o.startswith("data.data_dir"))
     outputs = {"csv": out_dir / "ablation.csv", "markdown": out_dir / "ablation.md", "plot": out_dir / "ablation.png", "runs": out_dir / "runs.csv"}
-    write_csv(outputs["runs"], list(results[0]), [list(r.values()) for r in results])
-    write_csv(outputs["csv"], list(rows[0]), [list(r.values()) for r in rows])
+    write_table(outputs["runs"], pd.DataFrame(results))
+    write_table(outputs["csv"], pd.DataFrame(rows))
     write_text(outputs["markdown"], to_markdown(rows, command))
     plot(results, rows, outputs["plot"])
     return outputs

@@ -26,14 +26,20 @@ def lovasz_hinge(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return (F.relu(errors_sorted) * grad).sum(dim=1).mean()
 
 
+def lovasz_start_epoch(cfg: LossConfig, epochs: int) -> int:
+    """The first epoch (0-based) trained with the Lovasz hinge: loss.lovasz_from of the fold's epochs."""
+    return int(cfg.lovasz_from * epochs + 0.5)  # half up: 0.5 of 3 epochs switches at epoch 2
+
+
 class SaltLoss:
-    def __init__(self, cfg: LossConfig):
+    def __init__(self, cfg: LossConfig, epochs: int):
         self.cfg = cfg
+        self.lovasz_epoch = lovasz_start_epoch(cfg, epochs)
         self.bce = smp_losses.SoftBCEWithLogitsLoss()
         self.dice = smp_losses.DiceLoss(mode="binary")
 
     def segmentation(self, logits: torch.Tensor, masks: torch.Tensor, epoch: int) -> torch.Tensor:
-        if epoch < self.cfg.lovasz_from_epoch:
+        if epoch < self.lovasz_epoch:
             return self.bce(logits, masks) + self.dice(logits, masks)
         if self.cfg.symmetric_lovasz:  # 0.5 (L(z, m) + L(-z, 1 - m)): both halves in one batched call
             return lovasz_hinge(torch.cat([logits, -logits]), torch.cat([masks, 1 - masks]))

@@ -6,6 +6,7 @@ with one method per concern; checkpointing, the metrics log and the console line
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -14,18 +15,19 @@ from typing import Callable
 
 import cv2
 import numpy as np
+import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from pipeline.competition.metric import per_image_scores
-from pipeline.config import Config, load_run_config, save_config, to_dict
+from pipeline.config import Config, TrainConfig, load_run_config, save_config, to_dict
 from pipeline.data.dataset import SaltDataset, to_original_geometry
 from pipeline.data.folds import number_of_folds, read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
 from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
-from pipeline.fileio import PipelineError, save_npy, write_csv
+from pipeline.fileio import PipelineError, save_npy, write_table
 from pipeline.models.factory import build_model
 from pipeline.models.plastic import lifetime_preserved, plastic_heads
 from pipeline.models.predict import predict_probs
@@ -125,6 +127,7 @@ class FoldTraining:
     loader: DataLoader
     val_loader: DataLoader
     steps_per_epoch: int
+    epochs: int  # this fold's length: train.epochs, or train.steps over steps_per_epoch
     epoch: int = 0  # epochs completed
     best: dict = field(default_factory=lambda: {"score": -1.0, "epoch": -1})
     history: list = field(default_factory=list)
@@ -132,9 +135,9 @@ class FoldTraining:
     def __post_init__(self) -> None:
         cfg, device = self.cfg, self.ctx.device
         self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, self.epochs)
         self.scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, cfg.train.amp))
-        self.criterion = SaltLoss(cfg.loss)
+        self.criterion = SaltLoss(cfg.loss, self.epochs)
         self.heads = plastic_heads(self.model)
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         self.net = (
@@ -162,6 +165,7 @@ class FoldTraining:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "epoch": self.epoch,
+            "epochs": self.epochs,
             "best": self.best,
             "history": self.history,
             "rng": rng,  # one entry per rank
@@ -198,7 +202,7 @@ class FoldTraining:
         # losses stay on the device and are checked every sync_every steps: no GPU->CPU wait per step
         sync_every = cfg.train.sync_every if device.type == "cuda" else 1
         step_losses, seen = [], 0
-        progress = tqdm(self.loader, total=self.steps_per_epoch, desc=f"fold {self.fold} epoch {epoch + 1}/{cfg.train.epochs}",
+        progress = tqdm(self.loader, total=self.steps_per_epoch, desc=f"fold {self.fold} epoch {epoch + 1}/{self.epochs}",
                         disable=None if self.ctx.is_main else True, leave=False, mininterval=2)
         for step, batch in enumerate(progress):
             if step >= self.steps_per_epoch:
@@ -275,7 +279,7 @@ class FoldTraining:
 # ----- epoch-end callbacks: (training, row) -> None; rank 0 writes ------------------------------------------
 def write_checkpoints(training: FoldTraining, row: dict) -> None:
     cfg = training.cfg
-    due = training.epoch % cfg.train.checkpoint_every == 0 or training.epoch == cfg.train.epochs
+    due = training.epoch % cfg.train.checkpoint_every == 0 or training.epoch == training.epochs
     resume_state = training.resume_state() if due else None  # collective: every rank takes part
     if not training.ctx.is_main:
         return
@@ -290,7 +294,7 @@ def write_snapshots(training: FoldTraining, row: dict) -> None:
     cfg = training.cfg
     if cfg.optim.schedule != "restarts" or not training.ctx.is_main:
         return
-    ends = cycle_end_epochs(training.steps_per_epoch, cfg.train.epochs, cfg.optim)
+    ends = cycle_end_epochs(training.steps_per_epoch, training.epochs, cfg.optim)
     if training.epoch in ends:
         path = training.fold_dir / f"snapshot_{ends.index(training.epoch)}.pt"
         save_checkpoint(path, cfg, {"model": training.model.state_dict(), "epoch": training.epoch})
@@ -300,13 +304,13 @@ def write_metrics(training: FoldTraining, row: dict) -> None:
     if training.ctx.is_main:
         history = training.history
         columns = list(dict.fromkeys(key for entry in history for key in entry))
-        write_csv(training.fold_dir / "metrics.csv", columns, [[entry.get(c, "") for c in columns] for entry in history])
+        write_table(training.fold_dir / "metrics.csv", pd.DataFrame(columns=columns, data=[[entry.get(c, "") for c in columns] for entry in history]))
 
 
 def print_epoch(training: FoldTraining, row: dict) -> None:
     if training.ctx.is_main:
         print(
-            f"fold {training.fold} epoch {row['epoch']}/{training.cfg.train.epochs}: train_loss {row['train_loss']:.4f} "
+            f"fold {training.fold} epoch {row['epoch']}/{training.epochs}: train_loss {row['train_loss']:.4f} "
             f"val_loss {row['val_loss']:.4f} val_metric {row['val_metric']:.4f}{' *' if row['improved'] else ''} "
             f"{row['train_img_per_s']:.0f} img/s {row['seconds']:.1f}s",
             flush=True,
@@ -342,7 +346,13 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     val_shard = torch.utils.data.Subset(val_set, list(range(ctx.rank, len(val_set), ctx.world_size)))
     val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, **loader_options)
     steps = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
-    return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, split, model, train_set, loader, val_loader, steps)
+    return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, split, model, train_set, loader, val_loader, steps, fold_epochs(cfg.train, steps))
+
+
+def fold_epochs(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """A fold's epoch count: train.epochs, or with a step budget (train.steps) enough epochs to take that many
+    optimizer steps, so the recipe's length follows the data it is given."""
+    return cfg.epochs if cfg.steps is None else max(1, math.ceil(cfg.steps / steps_per_epoch))
 
 
 def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext, resume: bool = False,
@@ -354,13 +364,13 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
             raise PipelineError(f"{training.last_path} exists: pass --resume to continue fold {fold}, or use a new --run NAME")
         training.resume()
     started_at = training.epoch
-    while training.epoch < cfg.train.epochs:
+    while training.epoch < training.epochs:
         row = training.run_epoch()
         for callback in EPOCH_END + tuple(callbacks):
             callback(training, row)
         distributed.barrier(ctx)
     finish_fold(training, train)
-    return {"fold": fold, "best_score": training.best["score"], "best_epoch": training.best["epoch"], "epochs_run": cfg.train.epochs - started_at}
+    return {"fold": fold, "best_score": training.best["score"], "best_epoch": training.best["epoch"], "epochs_run": training.epochs - started_at}
 
 
 def finish_fold(training: FoldTraining, train: TrainSet) -> None:
@@ -371,7 +381,7 @@ def finish_fold(training: FoldTraining, train: TrainSet) -> None:
     if ctx.is_main:
         if len(set(checksums)) != 1:
             raise PipelineError(f"fold {training.fold}: ranks ended with different weights (checksums {checksums}); DDP lost sync")
-        write_csv(fold_dir / "ranks.csv", ["rank", "weight_checksum"], list(enumerate(checksums)))
+        write_table(fold_dir / "ranks.csv", pd.DataFrame(columns=["rank", "weight_checksum"], data=list(enumerate(checksums))))
         write_oof(training.cfg, fold_dir, training.model, train, training.split, ctx.device)
     distributed.barrier(ctx)
 
@@ -389,14 +399,15 @@ def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldDa
         with lifetime_preserved(model):
             probs = probs + predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta,
                                           batch_size=cfg.infer.batch_size) / len(paths)
-    write_csv(fold_dir / "oof_ids.csv", ["id"], [[i] for i in train.ids[index]])
+    write_table(fold_dir / "oof_ids.csv", pd.DataFrame({"id": train.ids[index]}))
     save_npy(fold_dir / "oof.npy", probs.astype(np.float16))
 
 
 def fold_is_finished(cfg: Config, fold_dir: Path) -> bool:
     if not (fold_dir / "oof.npy").exists() or not (fold_dir / "last.pt").exists():
         return False
-    return load_checkpoint(fold_dir / "last.pt")["epoch"] >= cfg.train.epochs
+    state = load_checkpoint(fold_dir / "last.pt")
+    return state["epoch"] >= state.get("epochs", cfg.train.epochs)
 
 
 def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bool = False, callbacks: tuple[Callable, ...] = ()) -> list[dict]:
@@ -407,7 +418,7 @@ def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bo
         distributed.barrier(ctx)
         train_set = load_train_cache(Path(cfg.data.data_dir))
         n_folds = number_of_folds(Path(cfg.data.folds_file))
-        folds = list(range(n_folds)) if folds is None else folds
+        folds = (cfg.train.folds or list(range(n_folds))) if folds is None else folds
         results = []
         for fold in folds:  # an out-of-range fold is refused by fold_split, before any work
             if fold_is_finished(cfg, run_dir / f"fold_{fold}"):

@@ -3,22 +3,22 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.competition.rle import decode
-from pipeline.data.layout import Layout, read_csv_columns, read_mask
+from pipeline.data.layout import Layout, read_mask
 from pipeline.data.prep import prep
-from pipeline.fileio import PipelineError
+from pipeline.fileio import PipelineError, read_table
 
 
 def test_holdout_carves_a_scorable_mini_competition(workdir, tmp_path):
     source = Layout(workdir / "data")
     assert main(["holdout", "--data", str(source.root), "--out", str(tmp_path / "mini"), "--test", "20", "--train", "50", "--seed", "4"]) == 0
     mini = Layout(tmp_path / "mini")
-    train = read_csv_columns(mini.train_csv, ("id", "rle_mask"))
-    truth = read_csv_columns(mini.test_truth, ("id", "rle_mask"))
-    sample = read_csv_columns(mini.sample_submission, ("id", "rle_mask"))
-    assert len(train["id"]) == 50 and len(truth["id"]) == 20 and sample["id"] == truth["id"]
+    train = read_table(mini.train_csv, ("id", "rle_mask"))
+    truth = read_table(mini.test_truth, ("id", "rle_mask"))
+    sample = read_table(mini.sample_submission, ("id", "rle_mask"))
+    assert len(train["id"]) == 50 and len(truth["id"]) == 20 and sample["id"].tolist() == truth["id"].tolist()
     assert not set(train["id"]) & set(truth["id"])
-    assert sorted(p.stem for p in mini.test_image_dir.glob("*.png")) == truth["id"]
-    original = dict(zip(*read_csv_columns(source.train_csv, ("id", "rle_mask")).values()))
+    assert sorted(p.stem for p in mini.test_image_dir.glob("*.png")) == truth["id"].tolist()
+    original = dict(zip(*read_table(source.train_csv, ("id", "rle_mask")).to_dict("list").values()))
     for image_id, rle in zip(truth["id"], truth["rle_mask"]):  # truth is the held-out image's own mask
         assert rle == original[image_id]
         np.testing.assert_array_equal(decode(rle, (101, 101)), read_mask(source.train_mask(image_id)))
@@ -26,9 +26,9 @@ def test_holdout_carves_a_scorable_mini_competition(workdir, tmp_path):
     prep(mini.root)  # a valid layout for the rest of the pipeline
     # the same seed draws the same split; another seed another one
     main(["holdout", "--data", str(source.root), "--out", str(tmp_path / "again"), "--test", "20", "--train", "50", "--seed", "4"])
-    assert read_csv_columns(Layout(tmp_path / "again").test_truth, ("id",))["id"] == truth["id"]
+    assert read_table(Layout(tmp_path / "again").test_truth, ("id",))["id"].tolist() == truth["id"].tolist()
     main(["holdout", "--data", str(source.root), "--out", str(tmp_path / "other"), "--test", "20", "--train", "50", "--seed", "5"])
-    assert read_csv_columns(Layout(tmp_path / "other").test_truth, ("id",))["id"] != truth["id"]
+    assert read_table(Layout(tmp_path / "other").test_truth, ("id",))["id"].tolist() != truth["id"].tolist()
 
 
 def test_holdout_refuses_too_many_images_and_an_existing_folder(workdir, tmp_path):

@@ -31,5 +31,5 @@ def test_symmetric_lovasz_is_the_mean_of_both_sides():
     logits, masks = _batch(1)
     smp_lovasz = LovaszLoss(mode="binary", per_image=True)
     expected = 0.5 * (smp_lovasz(logits, masks) + smp_lovasz(-logits, 1 - masks))
-    loss = SaltLoss(LossConfig(lovasz_from_epoch=0, symmetric_lovasz=True))
+    loss = SaltLoss(LossConfig(lovasz_from=0.0, symmetric_lovasz=True), epochs=1)
     assert float(loss.segmentation(logits, masks, epoch=0)) == pytest.approx(float(expected), rel=1e-5)

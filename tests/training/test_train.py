@@ -286,3 +286,34 @@ def test_snapshot_ensemble_keeps_each_cycles_model_and_averages_them(workdir):
     assert np.abs(each[0] - each[1]).max() > 1e-3
     np.testing.assert_allclose(np.load(fold_dir / "oof.npy").astype(np.float32), (each[0] + each[1]) / 2, atol=1e-3)
     assert infer(workdir / "runs" / "snap")["folds"] == [0, 1, 2]
+
+
+def test_a_step_budget_sizes_the_epochs_to_the_data_and_the_recipe_names_its_folds(workdir):
+    from pipeline.inference.infer import infer
+
+    # 60 training images per fold, batch 8, drop_last: 7 steps an epoch; 10 steps -> 2 epochs
+    cfg = smoke("train.epochs=3", "train.max_steps_per_epoch=null", "train.steps=10", "train.folds=[1]", "loss.lovasz_from=0.5")
+    epochs = EpochRecorder()
+    result = trainer.train(cfg, workdir / "runs" / "budget", callbacks=(epochs,))
+    assert [r["fold"] for r in result] == [1] and epochs.epochs == [1, 2]
+    assert not (workdir / "runs" / "budget" / "fold_0").exists()
+    assert load_checkpoint(workdir / "runs" / "budget" / "fold_1" / "last.pt")["epochs"] == 2
+    assert trainer.train(cfg, workdir / "runs" / "budget")[0].get("skipped")  # finished by its own epoch count
+    assert infer(workdir / "runs" / "budget")["folds"] == [1]  # the recipe's folds: not a partial ensemble
+    # half the data: the same budget takes twice the epochs
+    assert trainer.fold_epochs(cfg.train, steps_per_epoch=7) == 2 and trainer.fold_epochs(cfg.train, steps_per_epoch=3) == 4
+    assert trainer.fold_epochs(smoke("train.epochs=5").train, steps_per_epoch=7) == 5
+
+
+@pytest.mark.parametrize(("share", "epochs", "first"), [(0.6, 10, 6), (0.2, 150, 30), (0.5, 3, 2), (0.5, 5, 3), (0.0, 5, 0), (1.0, 5, 5)])
+def test_lovasz_starts_at_its_share_of_the_epochs(share, epochs, first):
+    from pipeline.config import LossConfig
+    from pipeline.training.losses import lovasz_start_epoch
+
+    assert lovasz_start_epoch(LossConfig(lovasz_from=share), epochs) == first
+    loss = SaltLoss(LossConfig(lovasz_from=share, symmetric_lovasz=False), epochs)
+    logits, masks = torch.tensor([[[[2.0, -1.0]]]]), torch.tensor([[[[1.0, 0.0]]]])
+    bce_dice = loss.segmentation(logits, masks, first - 1) if first > 0 else None
+    assert loss.segmentation(logits, masks, first) == 0.0 or first == epochs  # Lovasz: both pixels right, margin >= 1
+    if bce_dice is not None:
+        assert bce_dice > 0.0
