@@ -137,6 +137,7 @@ class TrainConfig:
     amp: bool = True  # CUDA only: bf16 on GPUs with native bf16 (compute capability >= 8.0), fp16 + GradScaler before
     channels_last: bool = True
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn.benchmark (bit-exact resume; slower)
+    tensorboard: bool = True  # TensorBoard event files per fold (runs/NAME/fold_K/tensorboard); metrics.csv is written either way
     checkpoint_every: Count = 1  # write last.pt every k epochs (and after the last one)
     sync_every: Count = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
     max_steps_per_epoch: Count | None = None

@@ -35,6 +35,7 @@ from pipeline.training import distributed
 from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
 from pipeline.training.losses import SaltLoss
 from pipeline.training.schedule import build_optimizer, build_scheduler, cycle_end_epochs
+from pipeline.training.tensorboard import write_tensorboard
 
 
 @dataclass
@@ -317,7 +318,7 @@ def print_epoch(training: FoldTraining, row: dict) -> None:
         )
 
 
-EPOCH_END: tuple[Callable, ...] = (write_checkpoints, write_snapshots, write_metrics, print_epoch)
+EPOCH_END: tuple[Callable, ...] = (write_checkpoints, write_snapshots, write_metrics, write_tensorboard, print_epoch)
 
 
 def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: distributed.DistContext) -> FoldTraining:

@@ -317,3 +317,22 @@ def test_lovasz_starts_at_its_share_of_the_epochs(share, epochs, first):
     assert loss.segmentation(logits, masks, first) == 0.0 or first == epochs  # Lovasz: both pixels right, margin >= 1
     if bce_dice is not None:
         assert bce_dice > 0.0
+
+
+def test_tensorboard_logs_every_metric_and_a_validation_overlay_and_can_be_turned_off(workdir):
+    import pandas as pd
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    trainer.train(smoke("train.epochs=2"), workdir / "runs" / "tb", folds=[0])
+    fold = workdir / "runs" / "tb" / "fold_0"
+    events = EventAccumulator(str(fold / "tensorboard"), size_guidance={"images": 0}).Reload()
+    metrics = pd.read_csv(fold / "metrics.csv")
+    for tag, column in [("loss/train", "train_loss"), ("loss/val", "val_loss"), ("metric/val", "val_metric"), ("optim/lr", "lr"),
+                        ("head/eta", "head_eta"), ("head/alpha_abs", "head_alpha_abs")]:
+        logged = events.Scalars(tag)
+        assert [e.step for e in logged] == [1, 2], tag
+        np.testing.assert_allclose([e.value for e in logged], metrics[column], rtol=1e-6, err_msg=tag)
+    overlays = events.Images("validation/image_truth_prediction")
+    assert [e.step for e in overlays] == [1, 2] and (overlays[0].width, overlays[0].height) == (4 * 3 * 101, 101)  # 4 overlays in a row
+    trainer.train(smoke("train.epochs=1", "train.tensorboard=false"), workdir / "runs" / "quiet", folds=[0])
+    assert (workdir / "runs" / "quiet" / "fold_0" / "metrics.csv").exists() and not (workdir / "runs" / "quiet" / "fold_0" / "tensorboard").exists()
