@@ -18,6 +18,9 @@ from pipeline.config import load_run_config  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run  # noqa: E402
 from pipeline.fileio import atomic_path, read_table, write_text  # noqa: E402
 
+# plots keep their pixels up to the page width and shrink beyond it; long paths wrap: nothing overflows a 1280 px window
+PAGE_STYLE = ("body{font-family:sans-serif;max-width:1240px;margin:0 auto;padding:0 16px}"
+              "img{max-width:100%;height:auto}h1,h2,p{overflow-wrap:anywhere}")
 HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs")
 
 
@@ -150,7 +153,7 @@ def report(run_dir: Path, force: bool = False) -> Path:
         f"{len(curves)} folds, OOF score {scores.mean():.4f} at threshold {post['best_threshold']}, min area {post['best_min_area']}"
     )
     body = "\n".join(f"<h2>{html.escape(title)}</h2>\n<img src=\"{name}\" alt=\"{html.escape(title)}\">" for title, name in sections)
-    page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(run_dir.name)}</title></head>\n<body>\n"
+    page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(run_dir.name)}</title>\n<style>{PAGE_STYLE}</style></head>\n<body>\n"
             f"<h1>{html.escape(headline(run_dir))}</h1>\n<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
     write_text(out / "index.html", page)
     return out / "index.html"
