@@ -61,7 +61,7 @@ def run(n_test: int = 1024, config: str = "cpu-demo", rounds: int = 3) -> dict:
         stage_s, bare_s = [], []
         for _ in range(rounds):
             started = time.perf_counter()
-            probs = ensemble_probs(run_dir, test.images, test.depth, device)
+            probs, _ = ensemble_probs(run_dir, test.images, test.depth, device)
             stage_s.append(time.perf_counter() - started)
             bare_s.append(bare_loop(run_dir, inputs, cfg.infer.batch_size, device))
         assert probs.shape == (n_test, 101, 101) and np.isfinite(probs).all()

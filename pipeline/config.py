@@ -99,6 +99,7 @@ class ModelConfig:
     decoder_channels: list[Annotated[int, Range(1, 4096)]] = field(default_factory=lambda: [256, 128, 64, 32, 16])
     encoder_weights: str | None = None  # None, a local weights file, or imagenet (smp's download; refused offline)
     decoder_attention: Literal["none", "scse"] = "none"  # scse: concurrent spatial and channel squeeze & excitation
+    hypercolumn: bool = False  # the head reads every decoder stage (upsampled, concatenated, fused by 1x1 conv+BN+ReLU)
     aux_head: bool = False  # empty-mask classification head on the deepest encoder features
     head: HeadConfig = field(default_factory=HeadConfig)
 
@@ -154,6 +155,8 @@ class InferConfig:
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
     thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
     min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
+    # the empty gate (with model.aux_head): an image whose P(empty) exceeds the tuned value predicts empty; 1.0 = off
+    empty_thresholds: list[Probability] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
 
 
 @dataclass

@@ -48,7 +48,7 @@ def evaluate_submission(submission: Path, truth: Path) -> dict:
     return {"scores": scores, "coverage_class": coverage_class(coverage(truth_stack)), "images": len(ids)}
 
 
-UNTUNED = {"best_threshold": 0.5, "best_min_area": 0}
+UNTUNED = {"best_threshold": 0.5, "best_min_area": 0, "best_empty_threshold": None}
 
 
 def evaluate_run(run_dir: Path, tuned: bool = True) -> dict:
@@ -58,7 +58,7 @@ def evaluate_run(run_dir: Path, tuned: bool = True) -> dict:
     oof = load_oof(Path(run_dir), load_train_cache(Path(cfg.data.data_dir)))
     post_path = Path(run_dir) / "postprocess.json"
     post = json.loads(post_path.read_text()) if tuned and post_path.exists() else UNTUNED
-    masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant)
+    masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant, oof.empty, post.get("best_empty_threshold"))
     return {
         "scores": per_image_scores(masks, oof.truth),
         "coverage_class": oof.coverage_class,

@@ -17,7 +17,7 @@ from pipeline.fileio import PipelineError, save_npy, write_table, write_json
 from pipeline.inference.oof import load_oof
 from pipeline.inference.postprocess import tune
 from pipeline.models.factory import build_model
-from pipeline.models.predict import predict_probs
+from pipeline.models.predict import predict
 from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state
 
 
@@ -31,21 +31,24 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return found
 
 
-def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device: torch.device) -> np.ndarray:
-    """Mean over folds (infer.checkpoint) and TTA views of the test probabilities, (N,101,101) float32.
+def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean over folds (infer.checkpoint) and TTA views of the test probabilities, (N,101,101) float32, and of
+    the empty-mask probabilities (N,) (None without an empty-mask head).
 
     The plastic lifetime trace comes from each checkpoint and follows its `inference_plasticity` setting.
     """
     cfg = load_run_config(run_dir)
-    total = np.zeros(images.shape, np.float32)
+    total, total_empty = np.zeros(images.shape, np.float32), np.zeros(len(images), np.float32)
     paths = checkpoints(run_dir)
     for path in paths:
         model = build_model(cfg).to(device)
         if cfg.train.channels_last:
             model = model.to(memory_format=torch.channels_last)
         load_model_state(model, load_checkpoint(path, cfg), path)
-        total += predict_probs(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
-    return total / len(paths)
+        probs, empty = predict(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+        total += probs
+        total_empty = None if empty is None else total_empty + empty
+    return total / len(paths), (None if total_empty is None else total_empty / len(paths))
 
 
 def fold_numbers(paths: list[Path]) -> list[int]:
@@ -71,13 +74,18 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> di
     data_dir = Path(cfg.data.data_dir)
     train, test = load_train_cache(data_dir), load_test_cache(data_dir)
     oof = load_oof(run_dir, train)
-    post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas)
+    post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas, oof.empty, cfg.infer.empty_thresholds)
     post["oof_images"] = int(len(oof.ids))
     post["folds"], post["checkpoint"] = found, cfg.infer.checkpoint
     started = time.perf_counter()
-    probs = ensemble_probs(run_dir, test.images, test.depth, choose_device(cfg.train.device))
+    probs, empty = ensemble_probs(run_dir, test.images, test.depth, choose_device(cfg.train.device))
     seconds = time.perf_counter() - started
     save_npy(run_dir / "test_probs.npy", probs.astype(np.float16))
+    empty_path = run_dir / "test_empty.npy"
+    if empty is not None:
+        save_npy(empty_path, empty)
+    elif empty_path.exists():
+        empty_path.unlink()  # from an earlier infer of another model: never gate with stale numbers
     write_table(run_dir / "test_ids.csv", pd.DataFrame({"id": test.ids}))
     post["test_images"] = int(len(test.ids))
     post["test_img_per_s"] = len(test.ids) / max(seconds, 1e-9)

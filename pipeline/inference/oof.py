@@ -20,6 +20,7 @@ class OOF:
     is_constant: np.ndarray
     coverage_class: np.ndarray
     fold: np.ndarray
+    empty: np.ndarray | None = None  # (N,) P(mask empty) from the empty-mask head, when the model has one
 
 
 def finished_folds(run_dir: Path) -> list[int]:
@@ -31,7 +32,7 @@ def load_oof(run_dir: Path, train: TrainSet) -> OOF:
     if not folds:
         raise PipelineError(f"{run_dir} has no fold with oof.npy: train at least one fold (python -m pipeline train --run {Path(run_dir).name})")
     position = {image_id: i for i, image_id in enumerate(train.ids)}
-    ids, probs, fold_of = [], [], []
+    ids, probs, fold_of, empty = [], [], [], []
     for fold in folds:
         fold_dir = Path(run_dir) / f"fold_{fold}"
         fold_ids = read_table(fold_dir / "oof_ids.csv", ("id",))["id"].tolist()
@@ -43,6 +44,8 @@ def load_oof(run_dir: Path, train: TrainSet) -> OOF:
             raise PipelineError(f"{fold_dir}: OOF id {unknown[0]} is not in the prep cache; the run used other data")
         ids.extend(fold_ids)
         probs.append(fold_probs.astype(np.float32))
+        empty_path = fold_dir / "oof_empty.npy"
+        empty.append(np.load(empty_path).astype(np.float32) if empty_path.exists() else None)
         fold_of.extend([fold] * len(fold_ids))
     index = np.array([position[i] for i in ids])
     return OOF(
@@ -53,4 +56,5 @@ def load_oof(run_dir: Path, train: TrainSet) -> OOF:
         is_constant=train.is_constant[index],
         coverage_class=train.coverage_class[index],
         fold=np.array(fold_of),
+        empty=None if any(e is None for e in empty) else np.concatenate(empty),  # the gate needs every fold's
     )

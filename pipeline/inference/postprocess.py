@@ -1,4 +1,9 @@
-"""Probabilities -> masks: threshold, minimum area, constant images empty. Tuned on OOF, never on test."""
+"""Probabilities -> masks: threshold, minimum area, the empty gate, constant images empty. Tuned on OOF, never
+on test.
+
+The empty gate: with an empty-mask head (model.aux_head), an image whose predicted probability of being empty
+exceeds `empty_threshold` gets an empty mask (1.0: the gate is off). A wrong mask on an empty image scores 0,
+so a confident image-level call lets the minimum area come down and small masks survive."""
 
 from __future__ import annotations
 
@@ -6,18 +11,31 @@ import numpy as np
 
 from pipeline.competition.metric import per_image_scores
 
+GATE_OFF = 1.0
 
-def to_masks(probs: np.ndarray, threshold: float, min_area: int, is_constant: np.ndarray) -> np.ndarray:
+
+def to_masks(probs: np.ndarray, threshold: float, min_area: int, is_constant: np.ndarray, empty: np.ndarray | None = None,
+             empty_threshold: float | None = GATE_OFF) -> np.ndarray:
     masks = probs > threshold
     area = masks.reshape(len(masks), -1).sum(axis=1)
-    masks[(area < min_area) | is_constant] = False
+    masks[(area < min_area) | is_constant | gated(empty, empty_threshold, len(masks))] = False
     return masks
 
 
-def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas) -> dict:
-    """Grid search of (threshold, min_area) maximising the competition metric on OOF predictions."""
+def gated(empty: np.ndarray | None, empty_threshold: float | None, count: int) -> np.ndarray:
+    """Images the empty gate empties: predicted empty probability above the threshold."""
+    if empty is None or empty_threshold is None:
+        return np.zeros(count, bool)
+    return np.asarray(empty) > empty_threshold
+
+
+def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas, empty: np.ndarray | None = None,
+         empty_thresholds=(GATE_OFF,)) -> dict:
+    """Grid search of (threshold, min_area, empty gate) maximising the competition metric on OOF predictions.
+    Without empty-mask probabilities the gate is not searched (best_empty_threshold None)."""
     truth_empty = ~truth.reshape(len(truth), -1).any(axis=1)
     empty_score = truth_empty.astype(np.float64)  # score of an image whose prediction became empty
+    gates = [None] if empty is None else [GATE_OFF] + sorted(set(empty_thresholds) - {GATE_OFF})  # off first: a gate must beat it
     best = {"score": -1.0}
     curve = []
     for threshold in thresholds:
@@ -27,9 +45,13 @@ def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, threshol
         scores = per_image_scores(masks, truth)
         by_area = []
         for min_area in min_areas:
-            score = float(np.where(area < min_area, empty_score, scores).mean())
-            by_area.append(score)
-            if score > best["score"] + 1e-12:
-                best = {"score": score, "threshold": float(threshold), "min_area": int(min_area)}
+            for gate in gates:
+                emptied = (area < min_area) | gated(empty, gate, len(masks))
+                score = float(np.where(emptied, empty_score, scores).mean())
+                if gate in (None, GATE_OFF):
+                    by_area.append(score)
+                if score > best["score"] + 1e-12:
+                    best = {"score": score, "threshold": float(threshold), "min_area": int(min_area), "gate": gate}
         curve.append({"threshold": float(threshold), "score_min_area_0": by_area[0], "score_best_min_area": max(by_area)})
-    return {"best_threshold": best["threshold"], "best_min_area": best["min_area"], "oof_score": best["score"], "curve": curve}
+    return {"best_threshold": best["threshold"], "best_min_area": best["min_area"], "best_empty_threshold": best["gate"],
+            "oof_score": best["score"], "curve": curve}

@@ -55,7 +55,13 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
     position = {image_id: i for i, image_id in enumerate(prob_ids)}
     constant = dict(zip(test.ids.tolist(), test.is_constant.tolist()))
     index = np.array([position[i] for i in order])
-    masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], np.array([constant[i] for i in order]))
+    gate = post.get("best_empty_threshold")
+    empty = None
+    if gate is not None:
+        if not (run_dir / "test_empty.npy").exists():
+            raise PipelineError(f"{run_dir / 'test_empty.npy'} is missing but postprocess.json tunes an empty gate; rerun `infer --force`")
+        empty = np.load(run_dir / "test_empty.npy")[index]
+    masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], np.array([constant[i] for i in order]), empty, gate)
     rles = encode_many(masks)
     rows = list(zip(order, rles))
     identical = None if force else _latest_identical(out_dir, run_dir.name, rows)

@@ -9,6 +9,7 @@ import segmentation_models_pytorch as smp
 from segmentation_models_pytorch.encoders._utils import patch_first_conv
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from pipeline.config import Config
 from pipeline.fileio import PipelineError
@@ -19,12 +20,31 @@ def input_channels(cfg: Config) -> int:
     return 1 + int(cfg.data.depth_channel) + int(cfg.data.coord_channel)
 
 
+class Hypercolumn(nn.Module):
+    """Every decoder stage's output, upsampled to the last one's size and concatenated (the hypercolumn of the
+    top TGS solutions), fused back to the last stage's width by a 1x1 conv + BN + ReLU so the head stays its size."""
+
+    def __init__(self, widths: list[int]):
+        super().__init__()
+        self.fuse = nn.Sequential(nn.Conv2d(sum(widths), widths[-1], 1, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True))
+
+    def forward(self, stages: list[torch.Tensor]) -> torch.Tensor:
+        size = stages[-1].shape[-2:]
+        upsampled = [F.interpolate(s, size=size, mode="bilinear", align_corners=False) for s in stages[:-1]]
+        return self.fuse(torch.cat(upsampled + [stages[-1]], dim=1))
+
+
 class SaltNet(nn.Module):
     """U-Net + plastic head; returns (mask logits (B,1,H,W), empty-mask logit (B,) or None)."""
 
-    def __init__(self, unet: smp.Unet):
+    def __init__(self, unet: smp.Unet, hypercolumn: Hypercolumn | None = None):
         super().__init__()
         self.unet = unet
+        self.hypercolumn = hypercolumn
+        self._stages: list[torch.Tensor] = []
+        if hypercolumn is not None:
+            for block in unet.decoder.blocks:
+                block.register_forward_hook(lambda _module, _args, output: self._stages.append(output))
 
     @property
     def head(self) -> PlasticHead:
@@ -35,7 +55,12 @@ class SaltNet(nn.Module):
         self.unet.check_input_shape(images)
         features = self.unet.encoder(images)
         labels = None if self.unet.classification_head is None else self.unet.classification_head(features[-1])[:, 0]
-        return self.unet.decoder(features), labels
+        self._stages = []  # filled by the decoder blocks' hooks (hypercolumn only)
+        decoded = self.unet.decoder(features)
+        if self.hypercolumn is not None:
+            decoded = self.hypercolumn(self._stages)
+        self._stages = []
+        return decoded, labels
 
     def forward(self, images: torch.Tensor):
         decoded, labels = self.body(images)
@@ -82,7 +107,7 @@ def build_model(cfg: Config) -> SaltNet:
     unet.segmentation_head = PlasticHead(model_cfg.decoder_channels[-1], 1, model_cfg.head, cfg.data.input_size)
     if model_cfg.encoder_weights and model_cfg.encoder_weights != "imagenet":
         load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))
-    return SaltNet(unet)
+    return SaltNet(unet, Hypercolumn(list(model_cfg.decoder_channels)) if model_cfg.hypercolumn else None)
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

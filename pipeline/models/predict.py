@@ -25,9 +25,15 @@ def _apply_view(images, view: str):
     raise ValueError(f"unknown TTA view {view!r}; choose from {TTA_VIEWS}")
 
 
-@torch.no_grad()
 def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64):
-    """Mean over TTA views of sigmoid probabilities, (N,101,101) float32, in the images' order.
+    """Mean over TTA views of sigmoid probabilities, (N,101,101) float32, in the images' order."""
+    return predict(model, images, depth, cfg, device, views, batch_size)[0]
+
+
+@torch.no_grad()
+def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64):
+    """(mask probabilities (N,101,101) float32, empty-mask probabilities (N,) float32 or None without an
+    empty-mask head), each the mean over TTA views, in the images' order.
 
     With a head whose lifetime trace adapts at inference, the trace learns from each image in this order:
     the same result for any batch size."""
@@ -36,6 +42,8 @@ def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, dev
     model.eval()
     adapting = any(head.adapts_at_inference for head in plastic_heads(model))
     out = np.empty((len(images),) + images.shape[1:], np.float32)
+    empty = np.empty(len(images), np.float32)
+    has_empty_head = model.unet.classification_head is not None
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     for start in range(0, len(images), batch_size):
         stop = start + batch_size
@@ -46,16 +54,21 @@ def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, dev
         ]
         if adapting:  # the body batched, the head image by image in order (the trace learns from each image)
             with autocast(device, cfg.train.amp):
-                decoded = [model.body(inputs)[0] for inputs in view_inputs]
-            view_logits = model.head.adapt_sequentially(decoded)
+                bodies = [model.body(inputs) for inputs in view_inputs]
+            view_logits = model.head.adapt_sequentially([decoded for decoded, _ in bodies])
+            view_labels = [labels for _, labels in bodies]
         else:
-            view_logits = []
+            view_logits, view_labels = [], []
             for inputs in view_inputs:
                 with autocast(device, cfg.train.amp):
-                    view_logits.append(model(inputs)[0])
+                    logits, labels = model(inputs)
+                view_logits.append(logits)
+                view_labels.append(labels)
         total = None
         for view, logits in zip(views, view_logits):
             probs = _apply_view(to_original_geometry(torch.sigmoid(logits.float()), cfg.data), view)
             total = probs if total is None else total + probs
         out[start:stop] = (total / len(views)).cpu().numpy()
-    return out
+        if has_empty_head:  # the head's logit is P(mask empty)
+            empty[start:stop] = torch.stack([torch.sigmoid(labels.float()) for labels in view_labels]).mean(0).cpu().numpy()
+    return out, (empty if has_empty_head else None)

@@ -30,7 +30,7 @@ from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
 from pipeline.fileio import PipelineError, save_npy, write_table
 from pipeline.models.factory import build_model
 from pipeline.models.plastic import lifetime_preserved, plastic_heads
-from pipeline.models.predict import predict_probs
+from pipeline.models.predict import predict
 from pipeline.training import distributed
 from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
 from pipeline.training.losses import SaltLoss
@@ -394,13 +394,17 @@ def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldDa
     paths = fold_checkpoints(cfg, fold_dir)
     if not paths:
         raise PipelineError(f"{fold_dir} has no checkpoint for infer.checkpoint {cfg.infer.checkpoint}; train the fold first")
-    probs = 0.0
+    probs, empty = 0.0, 0.0
     for path in paths:
         load_model_state(model, load_checkpoint(path, cfg), path)
         with lifetime_preserved(model):
-            probs = probs + predict_probs(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta,
-                                          batch_size=cfg.infer.batch_size) / len(paths)
+            fold_probs, fold_empty = predict(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta,
+                                             batch_size=cfg.infer.batch_size)
+        probs = probs + fold_probs / len(paths)
+        empty = None if fold_empty is None else empty + fold_empty / len(paths)
     write_table(fold_dir / "oof_ids.csv", pd.DataFrame({"id": train.ids[index]}))
+    if empty is not None:  # before oof.npy: oof.npy marks a finished fold
+        save_npy(fold_dir / "oof_empty.npy", empty.astype(np.float32))
     save_npy(fold_dir / "oof.npy", probs.astype(np.float16))
 
 

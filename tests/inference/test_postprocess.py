@@ -27,3 +27,23 @@ def test_tune_finds_the_threshold_and_min_area():
     assert result["oof_score"] == pytest.approx(1.0)
     assert [c["threshold"] for c in result["curve"]] == [0.3, 0.4, 0.5]
     assert result["curve"][2]["score_min_area_0"] == pytest.approx(0.0)
+
+
+def test_the_empty_gate_lets_small_masks_survive_and_must_beat_no_gate_to_be_chosen():
+    truth = np.zeros((40, 101, 101), bool)
+    truth[:10, 10:16, 10:16] = True  # 10 images with a small (36 px) salt patch
+    truth[10:20, 20:80, 20:80] = True  # 10 large masks; images 20-39 empty
+    probs = np.where(truth, 0.8, 0.1).astype(np.float32)
+    probs[20:, 50:55, 50:55] = 0.8  # 25 px false positives on every empty image
+    constant = np.zeros(40, bool)
+    # without a gate a minimum area must sacrifice the small masks (40 px) or the empty images (0 px)
+    plain = tune(probs, truth, constant, [0.5], [0, 40])
+    assert plain["best_empty_threshold"] is None and plain["best_min_area"] == 40 and plain["oof_score"] == pytest.approx(0.75)
+    empty = np.r_[np.full(20, 0.2), np.full(20, 0.9)].astype(np.float32)  # the empty head separates them
+    gated = tune(probs, truth, constant, [0.5], [0, 40], empty, [0.5, 0.8, 1.0])
+    assert gated["best_empty_threshold"] == 0.5 and gated["best_min_area"] == 0 and gated["oof_score"] == pytest.approx(1.0)
+    masks = to_masks(probs, 0.5, 0, constant, empty, 0.5)
+    assert masks[:20].any(axis=(1, 2)).all() and not masks[20:].any()
+    # a useless empty head: the gate is never chosen over no gate
+    useless = tune(probs, truth, constant, [0.5], [0, 40], np.full(40, 0.5, np.float32), [0.3, 0.6, 1.0])
+    assert useless["best_empty_threshold"] == 1.0 and useless["oof_score"] == pytest.approx(0.75)

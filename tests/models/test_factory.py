@@ -90,3 +90,26 @@ def test_scse_decoder_attention():
     assert any(name.endswith("attention1.attention.cSE") for name, _ in scse.named_modules())
     logits, _ = scse(torch.randn(2, 1, 64, 64))
     assert logits.shape == (2, 1, 64, 64)
+
+
+def test_hypercolumn_head_reads_every_decoder_stage_upsampled():
+    import torch.nn.functional as F
+
+    cfg = load_config("smoke", ["model.hypercolumn=true", "model.decoder_channels=[16,8,4]"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    stages, fused_input = [], []
+    for block in model.unet.decoder.blocks:
+        block.register_forward_hook(lambda _m, _a, out: stages.append(out))
+    model.hypercolumn.fuse.register_forward_hook(lambda _m, args, _out: fused_input.append(args[0]))
+    with torch.no_grad():
+        logits, _ = model(torch.randn(2, 1, 64, 64))
+    assert logits.shape == (2, 1, 64, 64) and len(stages) == 3
+    hyper = fused_input[0]
+    assert hyper.shape == (2, 16 + 8 + 4, 64, 64)
+    expected = torch.cat([F.interpolate(s, size=(64, 64), mode="bilinear", align_corners=False) for s in stages[:2]] + [stages[2]], dim=1)
+    torch.testing.assert_close(hyper, expected)
+    assert model._stages == []  # nothing held after the forward
+    plain = build_model(load_config("smoke", ["model.decoder_channels=[16,8,4]"]))
+    # the head keeps its width: the fuse (28 -> 4 conv, BN) is all the option adds
+    assert plain.hypercolumn is None and sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters()) == 28 * 4 + 2 * 4

@@ -4,7 +4,7 @@ import torch
 from pipeline.config import load_config
 from pipeline.data.dataset import batch_inputs, to_original_geometry
 from pipeline.models.factory import build_model
-from pipeline.models.predict import predict_probs
+from pipeline.models.predict import predict, predict_probs
 
 
 def test_hflip_tta_is_the_mean_of_the_plain_and_the_hand_flipped_prediction():
@@ -23,3 +23,44 @@ def test_hflip_tta_is_the_mean_of_the_plain_and_the_hand_flipped_prediction():
     np.testing.assert_allclose(got, expected, atol=1e-5)
     alone = predict_probs(model, images, depth, cfg, torch.device("cpu"), views=["none"])
     assert np.abs(got - alone).max() > 1e-4  # the flipped view really contributes
+
+
+def test_empty_probability_is_the_empty_heads_sigmoid_averaged_over_the_views():
+    cfg = load_config("smoke", ["model.aux_head=true", "train.device=cpu"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    images = np.random.default_rng(1).integers(0, 256, (3, 101, 101), dtype=np.uint8)
+    depth = np.zeros(3, np.float32)
+    with torch.no_grad():
+        plain = torch.sigmoid(model(batch_inputs(images, depth, cfg.data))[1])
+        mirrored = torch.sigmoid(model(batch_inputs(images[:, :, ::-1].copy(), depth, cfg.data))[1])
+    _, empty = predict(model, images, depth, cfg, torch.device("cpu"), views=["none", "hflip"])
+    np.testing.assert_allclose(empty, 0.5 * (plain + mirrored).numpy(), atol=1e-6)
+    assert predict(build_model(load_config("smoke")).eval(), images, depth, cfg, torch.device("cpu"))[1] is None
+
+
+def test_the_empty_gate_from_training_to_the_submission(workdir, capsys):
+    import json
+
+    from pipeline.cli import main
+    from pipeline.competition.rle import decode
+
+    assert main(["train", "--run", "gate", "--config", "smoke", "--set", "model.aux_head=true", "--set", "train.tensorboard=false"]) == 0
+    run = workdir / "runs" / "gate"
+    oof_empty = np.concatenate([np.load(run / f"fold_{k}" / "oof_empty.npy") for k in range(3)])
+    assert oof_empty.shape == (90,) and ((oof_empty > 0) & (oof_empty < 1)).all()
+    assert main(["infer", "--run", "gate"]) == 0
+    post = json.loads((run / "postprocess.json").read_text())
+    assert post["best_empty_threshold"] in load_config("smoke").infer.empty_thresholds
+    assert np.load(run / "test_empty.npy").shape == (30,)
+    # force a gate that empties every image whose P(empty) exceeds 0: the submission must be all empty
+    (run / "postprocess.json").write_text(json.dumps({**post, "best_empty_threshold": 0.0, "best_min_area": 0}))
+    assert main(["submit", "--run", "gate", "--force"]) == 0
+    submission = capsys.readouterr().out.strip().splitlines()[-1]
+    import pandas as pd
+
+    rles = pd.read_csv(submission, keep_default_na=False)["rle_mask"]
+    assert len(rles) == 30 and not any(decode(r, (101, 101)).any() for r in rles)
+    (run / "test_empty.npy").unlink()
+    assert main(["submit", "--run", "gate", "--force"]) == 2
+    assert "test_empty.npy is missing" in capsys.readouterr().err
