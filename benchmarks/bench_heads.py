@@ -26,7 +26,7 @@ from pipeline.models.plastic import plastic_heads
 from pipeline.study.ablate import HEADS
 
 NETWORKS = {
-    "cpu-demo": {"preset": "cpu-demo", "batch": 16, "label": "tu-resnet10t depth 3, decoder (32,16,8)"},
+    "cpu-demo": {"preset": "cpu-tiny", "batch": 16, "label": "tu-resnet10t depth 3, decoder (32,16,8), the cpu-tiny preset (the earlier cpu-demo)"},
     "gpu-full": {"preset": "gpu-full", "batch": 8, "label": "ResNet34, decoder (256,128,64,32,16), depth channel, aux head"},
 }
 OVERHEAD_HEADS = [name for name in HEADS if name != "original"]  # `original` trains at batch 1: see the batching rows
@@ -76,11 +76,11 @@ def overhead(network: str, size: int, rounds: int) -> dict:
 def batching(size: int, batch: int, rounds: int) -> dict:
     """Per design: one batch of B vs B batches of 1 over the same B images (cpu-demo U-Net)."""
     base = [f"data.input_size={size}", "data.resize=false"]
-    cfg = load_config("cpu-demo", base)
+    cfg = load_config("cpu-tiny", base)
     images, masks = real_batch(cfg, batch)
     rows = {}
     for name in ("none", "hebb", "original-rows"):
-        batched, single = Stepper(load_config("cpu-demo", base + HEADS[name])), Stepper(load_config("cpu-demo", base + HEADS[name]))
+        batched, single = Stepper(load_config("cpu-tiny", base + HEADS[name])), Stepper(load_config("cpu-tiny", base + HEADS[name]))
         timings = interleaved({
             "batch": lambda: batched.step(images, masks),
             "batch1": lambda: [single.step(images[i : i + 1], masks[i : i + 1]) for i in range(batch)],
@@ -88,7 +88,7 @@ def batching(size: int, batch: int, rounds: int) -> dict:
         rows[name] = {"batch_img_per_s": batch / timings["batch"]["median_s"], "batch1_img_per_s": batch / timings["batch1"]["median_s"],
                       "timings": timings}
         rows[name]["batching_speedup"] = rows[name]["batch_img_per_s"] / rows[name]["batch1_img_per_s"]
-    original = Stepper(load_config("cpu-demo", base + [o for o in HEADS["original"] if not o.startswith("train.batch_size")]))
+    original = Stepper(load_config("cpu-tiny", base + [o for o in HEADS["original"] if not o.startswith("train.batch_size")]))
     timing = interleaved({"batch1": lambda: [original.step(images[i : i + 1], masks[i : i + 1]) for i in range(batch)]}, rounds=rounds)
     rows["original (Plastic-UNet dynamics, batch 1)"] = {"batch1_img_per_s": batch / timing["batch1"]["median_s"], "timings": timing}
     return {"network": NETWORKS["cpu-demo"]["label"] + " (cpu-demo U-Net)", "input_px": size, "images": batch, "designs": rows}

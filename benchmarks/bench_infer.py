@@ -44,7 +44,7 @@ def bare_loop(run_dir: Path, inputs: torch.Tensor, batch_size: int, device) -> f
     return time.perf_counter() - started
 
 
-def run(n_test: int = 1024, config: str = "cpu-demo", rounds: int = 3) -> dict:
+def run(n_test: int = 1024, config: str = "cpu-tiny", rounds: int = 3) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     workdir = Path(tempfile.mkdtemp(prefix="bench-infer-"))
     try:

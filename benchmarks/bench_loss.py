@@ -32,7 +32,7 @@ def aten_calls(loss_fn, logits, masks) -> int:
 
 
 def run(batch: int = 16, size: int = 128, rounds: int = 7) -> dict:
-    cfg = load_config("cpu-demo", [f"data.input_size={size}", "data.resize=false", "model.head.rule=none"])
+    cfg = load_config("cpu-tiny", [f"data.input_size={size}", "data.resize=false", "model.head.rule=none"])
     torch.manual_seed(0)
     model = build_model(cfg).to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
