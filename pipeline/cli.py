@@ -140,11 +140,14 @@ def _summary(args):
 
 
 def _ablate(args):
-    from pipeline.study.ablate import ablate
+    from pipeline.study.ablate import ablate, gpu_command
 
-    outputs = ablate(args.config or "cpu-demo", args.heads.split(","), args.seeds, _fold_list(args.fold), list(args.set or []), Path(args.out), args.data)
+    heads = args.heads.split(",")
+    outputs = ablate(args.config or "cpu-demo", heads, args.seeds, _fold_list(args.fold), list(args.set or []), Path(args.out), args.data,
+                     args.allow_mixed_code)
     print(outputs["markdown"].read_text())
-    print(f"ablation: {outputs['csv']} {outputs['markdown']} {outputs['plot']}")
+    print(f"ablation: {outputs['csv']} {outputs['comparisons']} {outputs['markdown']} {outputs['plot']}")
+    print(f"the real-data answer, on a GPU with the competition data in data/: {gpu_command(heads, args.seeds)}")
 
 
 class HelpWithDefaults(argparse.HelpFormatter):
@@ -237,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = stage("ablate", "train every head with every seed on the same folds; table + plot", _ablate)
     add_config(p)
-    p.add_argument("--heads", default="none,hebb,oja,neuromod,eligibility,original-rows", help="comma-separated head names")
-    p.add_argument("--seeds", type=int, default=3, help="seeds per head")
+    p.add_argument("--heads", default="none,frozen,hebb,oja,neuromod,eligibility", help="comma-separated head names (frozen: the control)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per head (paired: seed s gives every head the same start and data)")
+    p.add_argument("--allow-mixed-code", action="store_true", help="tabulate runs stamped with different code commits")
     p.add_argument("--fold", default="0", help="fold number(s) or 'all'")
     p.add_argument("--out", default="runs/ablation", help="output folder")
     return parser

@@ -1,18 +1,60 @@
-import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
 
 from pipeline.cli import main
 
 
-def test_ablation_table_from_the_stages(workdir, capsys):
-    code = main(["ablate", "--config", "smoke", "--heads", "none,oja,original-rows", "--seeds", "2", "--fold", "0",
-                 "--set", "train.epochs=1", "--out", "runs/abl"])
-    assert code == 0, capsys.readouterr().err
-    with open(workdir / "runs" / "abl" / "ablation.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [r["head"] for r in rows] == ["none", "oja", "original-rows"]
-    for row in rows:
-        assert row["runs"] == "2" and 0 <= float(row["oof_mean"]) <= 1 and 0 <= float(row["test_mean"]) <= 1
-    assert int(rows[2]["parameters"]) > int(rows[0]["parameters"])  # the rows design adds an N x N matrix
-    assert (workdir / "runs" / "abl" / "none-seed1" / "fold_0" / "best.pt").exists()
-    assert "| original-rows | 2 |" in (workdir / "runs" / "abl" / "ablation.md").read_text()
-    assert (workdir / "runs" / "abl" / "ablation.png").stat().st_size > 1000
+def test_ablation_compares_heads_in_pairs_on_the_same_images_and_stamps_the_code(workdir, capsys):
+    args = ["ablate", "--config", "smoke", "--heads", "none,frozen,oja", "--seeds", "2", "--fold", "0",
+            "--set", "train.epochs=1", "--set", "train.tensorboard=false", "--out", "runs/abl"]
+    assert main(args) == 0, capsys.readouterr().err
+    out = workdir / "runs" / "abl"
+    printed = capsys.readouterr().out
+    assert "./run.sh ablate --config gpu-full --heads none,frozen,oja --seeds 5" in printed
+    rows = pd.read_csv(out / "ablation.csv")
+    assert rows["head"].tolist() == ["none", "frozen", "oja"] and (rows["runs"] == 2).all()
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert list(zip(comparisons["head"], comparisons["reference"])) == [("oja", "frozen"), ("frozen", "none")]
+    # the per-image difference is recomputed from the per-image scores: same images, mean over the two seeds
+    images = pd.read_csv(out / "image_scores.csv", dtype={"id": str})
+    assert set(images.groupby(["head", "seed"]).size()) == {30}  # every head and seed scored on the 30 test images
+    wide = images.pivot_table(index=["seed", "id"], columns="head", values="score")
+    for row, (head, reference) in enumerate([("oja", "frozen"), ("frozen", "none")]):
+        expected = (wide[head] - wide[reference]).groupby(level="id").mean().mean()
+        assert abs(comparisons.loc[row, "image_mean"] - expected) < 1e-12
+    assert comparisons.loc[0, "image_ci_low"] <= comparisons.loc[0, "image_mean"] <= comparisons.loc[0, "image_ci_high"]
+    assert (comparisons["image_p_holm"] >= comparisons["image_p"]).all()
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["commit"].nunique() == 1 and (runs["scored_on"] == "test").all()
+    stamp = json.loads((out / "oja-seed1" / "provenance.json").read_text())
+    assert stamp["config"]["model"]["head"]["rule"] == "oja" and stamp["commit"] == runs["commit"][0]
+    assert "| oja - frozen | " in (out / "ablation.md").read_text() and (out / "ablation.png").stat().st_size > 1000
+    # a run stamped with other code is not tabulated with the rest unless asked
+    (out / "none-seed0" / "provenance.json").write_text(json.dumps({**stamp, "commit": "0123456789ab"}))
+    assert main(args) == 2 and "different code (0123456789ab, " in capsys.readouterr().err
+    assert main(args + ["--allow-mixed-code"]) == 0
+
+
+def test_paired_comparison_arithmetic_by_hand():
+    from pipeline.study.ablate import compare
+
+    base = {"seed0": [1.0, 0.5, 0.6, 0.0], "seed1": [1.0, 0.4, 0.7, 0.2]}
+    delta = {"seed0": [0.0, 0.2, 0.0, -0.1], "seed1": [0.2, 0.0, 0.0, 0.1]}  # per image, mean over seeds: 0.1, 0.1, 0, 0
+    frames, results = [], []
+    for seed in (0, 1):
+        b = np.array(base[f"seed{seed}"])
+        a = b + np.array(delta[f"seed{seed}"])
+        for head, scores in (("hebb", a), ("frozen", b)):
+            frames.append(pd.DataFrame({"id": list("wxyz"), "score": scores, "coverage_class": [0, 2, 5, 0], "head": head, "seed": seed}))
+            results.append({"head": head, "seed": seed, "test_metric": float(scores.mean()), "oof_metric": 0.0})
+    row = compare(results, pd.concat(frames), [("hebb", "frozen")], resamples=2000)[0]
+    assert row["image_mean"] == pytest.approx(0.05) and row["image_images"] == 4
+    # per seed: +0.025 and +0.075; paired t = 0.05 / (0.0354 / sqrt 2) = 2.0 on 1 degree of freedom
+    assert row["seed_mean"] == pytest.approx(0.05) and row["seed_better"] == 2 and row["seed_t_p"] == pytest.approx(0.2952, abs=1e-4)
+    assert (row["empty_mean"], row["empty_images"]) == (pytest.approx(0.05), 2)  # images w, z
+    assert (row["small_mean"], row["small_images"]) == (pytest.approx(0.1), 1)  # image x
+    assert (row["large_mean"], row["large_images"]) == (pytest.approx(0.0), 1)  # image y
+    assert row["image_p_holm"] == row["image_p"]  # one comparison: Holm changes nothing

@@ -1,8 +1,17 @@
 """`ablate`: does plasticity help? Train every head with every seed on the same folds through the train,
-infer and evaluate stages, then tabulate OOF and held-out test scores, speed and size per head."""
+infer and evaluate stages, then compare heads in pairs on the same seeds and the same images.
+
+The control that isolates plasticity is `frozen`: the same head, parameters, tanh path and iterations with the
+trace held at zero. Each plastic rule is compared with it; `frozen` is compared with `none` (the plain 1x1
+head: what the plastic head's design costs before any plasticity). Per-image scores come from the held-out
+test truth when the data has one (synthetic data, carved mini competitions), else from the OOF predictions at
+threshold 0.5 (real competition data). Every run is stamped with the code commit and its resolved config;
+runs of different code are not tabulated together unless asked."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -11,15 +20,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
 
-from pipeline.config import RULES, load_config  # noqa: E402
+from pipeline.config import RULES, load_config, to_dict  # noqa: E402
 from pipeline.data.layout import Layout  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission  # noqa: E402
-from pipeline.fileio import PipelineError, atomic_path, read_table, write_table, write_text  # noqa: E402
+from pipeline.fileio import PipelineError, atomic_path, read_table, write_json, write_table, write_text  # noqa: E402
 from pipeline.inference.infer import infer  # noqa: E402
 from pipeline.inference.submit import submit  # noqa: E402
 from pipeline.models.factory import build_model, count_parameters  # noqa: E402
+from pipeline.study.stats import COVERAGE_GROUPS, bootstrap_mean, coverage_group, holm, seed_tests  # noqa: E402
 from pipeline.training.trainer import train  # noqa: E402
 
 # one entry per plasticity rule (from the config's declaration), plus the original Plastic-UNet's placement
@@ -30,12 +39,29 @@ HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
 }
 
 
-def test_score(run_dir: Path, truth_path: Path) -> float | None:
-    """Score of the run's submission (written by the submit stage) against a truth file (synthetic data only)."""
-    if not truth_path.exists():
-        return None
-    submission = submit(run_dir, run_dir / "submissions")["path"]
-    return float(evaluate_submission(Path(submission), truth_path)["scores"].mean())
+REPO = Path(__file__).resolve().parents[2]
+
+
+def code_commit() -> str:
+    """The commit of the code that runs, '+dirty' when tracked files differ from it ('unknown' outside git)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def image_scores(run_dir: Path, truth_path: Path) -> tuple[pd.DataFrame, str]:
+    """Per-image scores of a finished run (id, score, coverage_class) and what they score: the submission
+    against the held-out truth when there is one, else the OOF predictions at threshold 0.5."""
+    if truth_path.exists():
+        submission = submit(run_dir, run_dir / "submissions")["path"]
+        result = evaluate_submission(Path(submission), truth_path)
+        ids = read_table(truth_path, ("id",))["id"].sort_values().tolist()  # evaluate_submission scores sorted ids
+        return pd.DataFrame({"id": ids, "score": result["scores"], "coverage_class": result["coverage_class"]}), "test"
+    oof = evaluate_run(run_dir, tuned=False)
+    return pd.DataFrame({"id": oof["oof"].ids, "score": oof["scores"], "coverage_class": oof["coverage_class"]}), "oof"
 
 
 def mean_train_speed(run_dir: Path) -> float:
@@ -45,31 +71,79 @@ def mean_train_speed(run_dir: Path) -> float:
     return float(np.mean(speeds))
 
 
-def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_dir: Path) -> dict:
+def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_dir: Path) -> tuple[dict, pd.DataFrame]:
     cfg = load_config(config, overrides + HEADS[head] + [f"train.seed={seed}"])
+    stamp_path = run_dir / "provenance.json"
+    commit = json.loads(stamp_path.read_text())["commit"] if stamp_path.exists() else code_commit()  # a resumed run keeps its stamp
     train(cfg, run_dir, folds, resume=True)
+    write_json(stamp_path, {"commit": commit, "config": to_dict(cfg)})
     oof = evaluate_run(run_dir, tuned=False)  # threshold 0.5: nothing tuned on the images being scored
     infer(run_dir, allow_partial=folds is not None)
+    scores, scored_on = image_scores(run_dir, Layout(Path(cfg.data.data_dir)).test_truth)
+    write_table(run_dir / "image_scores.csv", scores)
     return {
         "head": head,
         "seed": seed,
         "oof_metric": float(oof["scores"].mean()),
-        "test_metric": test_score(run_dir, Layout(Path(cfg.data.data_dir)).test_truth),
+        "test_metric": float(scores["score"].mean()) if scored_on == "test" else None,
+        "scored_on": scored_on,
         "train_img_per_s": mean_train_speed(run_dir),
         "parameters": count_parameters(build_model(cfg)),
-    }
+        "commit": commit,
+    }, scores.assign(head=head, seed=seed)
+
+
+def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
+    """(head, reference): each plastic head vs frozen (plasticity alone) when frozen ran, and frozen vs none
+    (the head's design); without frozen, each head vs none."""
+    pairs = []
+    for head in heads:
+        if head in ("none", "frozen"):
+            continue
+        if "frozen" in heads:
+            pairs.append((head, "frozen"))
+        elif "none" in heads:
+            pairs.append((head, "none"))
+    if "frozen" in heads and "none" in heads:
+        pairs.append(("frozen", "none"))
+    return pairs
+
+
+def compare(results: list[dict], per_image: pd.DataFrame, pairs: list[tuple[str, str]], resamples: int = 10_000) -> list[dict]:
+    """One row per pair: per-seed paired tests, the per-image bootstrap (overall and by coverage group), and
+    Holm-adjusted per-image p-values across the pairs."""
+    metric = "test_metric" if all(r["test_metric"] is not None for r in results) else "oof_metric"
+    by_seed = {(r["head"], r["seed"]): r[metric] for r in results}
+    table = per_image.pivot_table(index=["seed", "id"], columns="head", values="score")
+    coverage = per_image.drop_duplicates(["seed", "id"]).set_index(["seed", "id"])["coverage_class"].reindex(table.index)
+    rows = []
+    for head, reference in pairs:
+        seeds = sorted(s for (h, s) in by_seed if h == head and (reference, s) in by_seed)
+        seed_diffs = np.array([by_seed[(head, s)] - by_seed[(reference, s)] for s in seeds])
+        paired = table[[head, reference]].dropna()
+        diffs = (paired[head] - paired[reference]).groupby(level="id").mean()  # per image, mean over seeds
+        image_class = coverage.loc[paired.index].groupby(level="id").first().reindex(diffs.index).to_numpy()
+        row = {"head": head, "reference": reference, **{f"seed_{k}": v for k, v in seed_tests(seed_diffs).items()}}
+        overall = bootstrap_mean(diffs.to_numpy(), resamples)
+        row.update({f"image_{k}": v for k, v in overall.items()})
+        groups = coverage_group(image_class.astype(int))
+        for name in COVERAGE_GROUPS:
+            chosen = diffs.to_numpy()[groups == name]
+            group = bootstrap_mean(chosen, resamples) if chosen.size else {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "images": 0}
+            key = name.split(" ")[0]
+            row.update({f"{key}_mean": group["mean"], f"{key}_ci_low": group["ci_low"], f"{key}_ci_high": group["ci_high"], f"{key}_images": group["images"]})
+        rows.append(row)
+    for row, adjusted in zip(rows, holm([r["image_p"] for r in rows])):
+        row["image_p_holm"] = adjusted
+    return rows
 
 
 def summarise(results: list[dict]) -> list[dict]:
-    baseline = [r["oof_metric"] for r in results if r["head"] == "none"]
     rows = []
     for head in dict.fromkeys(r["head"] for r in results):
         runs = [r for r in results if r["head"] == head]
         oof = np.array([r["oof_metric"] for r in runs])
         test = np.array([r["test_metric"] for r in runs if r["test_metric"] is not None])
-        p_value = float("nan")
-        if head != "none" and len(baseline) > 1 and len(oof) > 1:
-            p_value = float(stats.ttest_ind(oof, baseline, equal_var=False).pvalue)
         rows.append({
             "head": head,
             "runs": len(runs),
@@ -77,45 +151,63 @@ def summarise(results: list[dict]) -> list[dict]:
             "oof_std": float(oof.std(ddof=1)) if len(oof) > 1 else 0.0,
             "test_mean": float(test.mean()) if test.size else float("nan"),
             "test_std": float(test.std(ddof=1)) if test.size > 1 else 0.0,
-            "p_vs_none": p_value,
             "train_img_per_s": float(np.mean([r["train_img_per_s"] for r in runs])),
             "parameters": runs[0]["parameters"],
         })
     return rows
 
 
-def to_markdown(rows: list[dict], command: str) -> str:
+def _p(value: float) -> str:
+    return "" if value is None or np.isnan(value) else f"{value:.3g}"
+
+
+def to_markdown(rows: list[dict], comparisons: list[dict], command: str, commits: list[str], scored_on: str) -> str:
     lines = [
-        f"Command: `{command}`",
-        "",
-        "| head | runs | OOF metric (thr 0.5) | test metric (OOF-tuned) | Welch p vs none (OOF) | train img/s | parameters |",
-        "|---|---|---|---|---|---|---|",
+        f"Command: `{command}`", "", f"Code: {', '.join(commits)}. Per-image scores: {'held-out test images' if scored_on == 'test' else 'OOF images, threshold 0.5'}.", "",
+        "| head | runs | OOF metric (thr 0.5) | test metric (OOF-tuned) | train img/s | parameters |",
+        "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        p_value = "" if np.isnan(r["p_vs_none"]) else f"{r['p_vs_none']:.3f}"
-        lines.append(
-            f"| {r['head']} | {r['runs']} | {r['oof_mean']:.4f} ± {r['oof_std']:.4f} | {r['test_mean']:.4f} ± {r['test_std']:.4f} "
-            f"| {p_value} | {r['train_img_per_s']:.0f} | {r['parameters']:,} |"
-        )
+        lines.append(f"| {r['head']} | {r['runs']} | {r['oof_mean']:.4f} ± {r['oof_std']:.4f} | {r['test_mean']:.4f} ± {r['test_std']:.4f} "
+                     f"| {r['train_img_per_s']:.0f} | {r['parameters']:,} |")
+    if comparisons:
+        lines += ["", "Paired comparisons (head minus reference; per seed: mean scores, per image: score differences averaged over seeds, "
+                  "95% bootstrap CI over images, Holm across the comparisons):", "",
+                  "| head - reference | seeds better | per-seed mean diff | paired t p | Wilcoxon p | per-image mean diff [95% CI] | p | Holm p | empty | small | large |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in comparisons:
+            groups = " | ".join(f"{c[k + '_mean']:+.4f} [{c[k + '_ci_low']:+.4f}, {c[k + '_ci_high']:+.4f}] ({c[k + '_images']})" if c[k + "_images"] else "-"
+                                for k in ("empty", "small", "large"))
+            lines.append(f"| {c['head']} - {c['reference']} | {c['seed_better']}/{c['seed_seeds']} | {c['seed_mean']:+.4f} | {_p(c['seed_t_p'])} "
+                         f"| {_p(c['seed_wilcoxon_p'])} | {c['image_mean']:+.4f} [{c['image_ci_low']:+.4f}, {c['image_ci_high']:+.4f}] "
+                         f"| {_p(c['image_p'])} | {_p(c['image_p_holm'])} | {groups} |")
     return "\n".join(lines) + "\n"
 
 
-def plot(results: list[dict], rows: list[dict], path: Path) -> None:
-    figure, axis = plt.subplots(figsize=(8, 4))
+def plot(comparisons: list[dict], rows: list[dict], results: list[dict], path: Path) -> None:
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     names = [r["head"] for r in rows]
-    axis.bar(names, [r["oof_mean"] for r in rows], yerr=[r["oof_std"] for r in rows], alpha=0.5, capsize=4, label="mean ± sd")
+    metric = "test_metric" if all(r["test_metric"] is not None for r in results) else "oof_metric"
     for i, name in enumerate(names):
-        seeds = [r["oof_metric"] for r in results if r["head"] == name]
-        axis.scatter([i] * len(seeds), seeds, color="black", s=12, zorder=3)
-    low = min(r["oof_metric"] for r in results)
-    axis.set(ylabel="OOF competition metric (threshold 0.5)", ylim=(max(0, low - 0.05), min(1, max(r["oof_metric"] for r in results) + 0.03)),
-             title="plastic heads vs the plain head (dots: seeds)")
+        seeds = [r[metric] for r in results if r["head"] == name]
+        left.scatter([i] * len(seeds), seeds, color="black", s=12, zorder=3)
+        left.bar(i, np.mean(seeds), alpha=0.4)
+    left.set_xticks(range(len(names)), names, rotation=30)
+    left.set(ylabel=metric.replace("_", " "), title="per head (dots: seeds)")
+    labels = [f"{c['head']} - {c['reference']}" for c in comparisons]
+    means = np.array([c["image_mean"] for c in comparisons])
+    errors = np.array([[c["image_mean"] - c["image_ci_low"] for c in comparisons], [c["image_ci_high"] - c["image_mean"] for c in comparisons]])
+    right.errorbar(means, range(len(labels)), xerr=errors if len(labels) else None, fmt="o", capsize=4)
+    right.axvline(0, color="grey", linestyle=":")
+    right.set_yticks(range(len(labels)), labels)
+    right.set(xlabel="mean per-image score difference, 95% bootstrap CI", title="paired comparisons")
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
     plt.close(figure)
 
 
-def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str], out_dir: Path, data_dir: str | None = None) -> dict:
+def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str], out_dir: Path, data_dir: str | None = None,
+           allow_mixed_code: bool = False) -> dict:
     unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise PipelineError(f"ablate: unknown head '{unknown[0]}'; choose from {', '.join(HEADS)}")
@@ -123,18 +215,34 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
         raise PipelineError("ablate: --seeds must be at least 1")
     if data_dir:
         overrides = overrides + [f"data.data_dir={data_dir}"]
-    results = []
-    for head in heads:
-        for seed in range(seeds):
-            result = run_one(config, head, seed, folds, overrides, out_dir / f"{head}-seed{seed}")
+    results, per_image = [], []
+    for seed in range(seeds):  # seed-major: every head of a seed before the next, so pairs complete early
+        for head in heads:
+            result, scores = run_one(config, head, seed, folds, overrides, out_dir / f"{head}-seed{seed}")
             results.append(result)
+            per_image.append(scores)
             print(f"ablate: {head} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
+    commits = sorted({r["commit"] for r in results})
+    if len(commits) > 1 and not allow_mixed_code:
+        raise PipelineError(f"ablate: the runs in {out_dir} were made with different code ({', '.join(commits)}); rerun them in a new --out "
+                            "folder, or pass --allow-mixed-code to tabulate them anyway")
     rows = summarise(results)
+    table = pd.concat(per_image, ignore_index=True)
+    comparisons = compare(results, table, comparison_pairs(heads))
+    scored_on = results[0]["scored_on"]
     folds_text = "all" if folds is None else ",".join(map(str, folds))
     command = f"python -m pipeline ablate --config {config} --heads {','.join(heads)} --seeds {seeds} --fold {folds_text}" + "".join(f" --set {o}" for o in overrides if not o.startswith("data.data_dir"))
-    outputs = {"csv": out_dir / "ablation.csv", "markdown": out_dir / "ablation.md", "plot": out_dir / "ablation.png", "runs": out_dir / "runs.csv"}
+    outputs = {"csv": out_dir / "ablation.csv", "comparisons": out_dir / "comparisons.csv", "markdown": out_dir / "ablation.md",
+               "plot": out_dir / "ablation.png", "runs": out_dir / "runs.csv", "images": out_dir / "image_scores.csv"}
     write_table(outputs["runs"], pd.DataFrame(results))
+    write_table(outputs["images"], table)
     write_table(outputs["csv"], pd.DataFrame(rows))
-    write_text(outputs["markdown"], to_markdown(rows, command))
-    plot(results, rows, outputs["plot"])
+    write_table(outputs["comparisons"], pd.DataFrame(comparisons))
+    write_text(outputs["markdown"], to_markdown(rows, comparisons, command, commits, scored_on))
+    plot(comparisons, rows, results, outputs["plot"])
     return outputs
+
+
+def gpu_command(heads: list[str], seeds: int) -> str:
+    """The command that answers the question on real data with the GPU recipe."""
+    return f"./run.sh ablate --config gpu-full --heads {','.join(heads)} --seeds {max(seeds, 5)} --fold 0"
