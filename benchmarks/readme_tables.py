@@ -47,6 +47,10 @@ def head_overhead() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _gate(gate) -> str:
+    return "" if gate is None else (", no empty gate" if gate >= 1.0 else f", empty gate P(empty) > {gate}")
+
+
 def run_cpu_demo() -> str:
     summary = _json("docs/run-cpu-demo.json")
     folds = summary["folds"]
@@ -59,7 +63,8 @@ def run_cpu_demo() -> str:
         f"| training speed, mean over epochs and folds | {statistics.mean(f['train_img_per_s'] for f in folds.values()):.0f} img/s |",
         "| validation metric per fold, last epoch (threshold 0.5) | " + ", ".join("%.3f" % f["last_val_metric"] for f in folds.values()) + " |",
         f"| OOF metric, threshold 0.5 / tuned (threshold {summary['oof']['postprocess']['best_threshold']}, min area "
-        f"{summary['oof']['postprocess']['best_min_area']}) | {summary['oof']['score_threshold_0.5']:.4f} / {summary['oof']['score_tuned']:.4f} |",
+        f"{summary['oof']['postprocess']['best_min_area']}{_gate(summary['oof']['postprocess'].get('best_empty_threshold'))}) "
+        f"| {summary['oof']['score_threshold_0.5']:.4f} / {summary['oof']['score_tuned']:.4f} |",
     ]
     if "test" in summary:
         test = summary["test"]

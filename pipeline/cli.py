@@ -97,7 +97,13 @@ def _infer(args):
     each = "every snapshot_C.pt" if post["checkpoint"] == "snapshots" else f"{post['checkpoint']}.pt each"
     print(f"infer: ensemble of folds {', '.join(map(str, post['folds']))} ({each}); "
           f"{post['test_images']} test images at {post['test_img_per_s']:.0f} img/s; OOF-tuned threshold "
-          f"{post['best_threshold']}, min area {post['best_min_area']}, OOF score {post['oof_score']:.4f}")
+          f"{post['best_threshold']}, min area {post['best_min_area']}{gate_text(post.get('best_empty_threshold'))}, OOF score {post['oof_score']:.4f}")
+
+
+def gate_text(gate) -> str:
+    if gate is None:
+        return ""
+    return ", empty gate off (no gate did better on OOF)" if gate >= 1.0 else f", empty gate P(empty) > {gate}"
 
 
 def _submit(args):

@@ -49,7 +49,7 @@ def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | Non
         "run": run_dir.name,
         "folds": folds,
         "oof": {"score_threshold_0.5": round(float(untuned["scores"].mean()), 4), "score_tuned": round(float(tuned["scores"].mean()), 4),
-                "postprocess": {k: tuned["postprocess"][k] for k in ("best_threshold", "best_min_area")}, "by_coverage": _table(tuned)},
+                "postprocess": {k: tuned["postprocess"].get(k) for k in ("best_threshold", "best_min_area", "best_empty_threshold")}, "by_coverage": _table(tuned)},
     }
     if submission is not None and truth is not None and Path(truth).exists():
         test = evaluate_submission(Path(submission), Path(truth))
