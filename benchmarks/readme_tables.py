@@ -104,12 +104,29 @@ def fresh_clone() -> str:
     return "\n".join(lines) + "\n"
 
 
+def ablation(folder: str):
+    """An ablation's tables, verbatim from docs/FOLDER/ablation.md (written by `python -m pipeline ablate`)."""
+
+    def render() -> str:
+        blocks, block = [], []
+        for line in (ROOT / "docs" / folder / "ablation.md").read_text().splitlines() + [""]:
+            if line.startswith("|"):
+                block.append(line)
+            elif block:
+                blocks.append("\n".join(block))
+                block = []
+        return "\n\n".join(blocks) + "\n"
+
+    return render
+
+
 RENDERERS = {
     "benchmarks": benchmarks,
     "head-overhead": head_overhead,
     "run-cpu-demo": run_cpu_demo,
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
+    "ablation-real": ablation("ablation-real"),
 }
 
 
