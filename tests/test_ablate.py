@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
+from pipeline.study.ablate import code_version
 
 
 def test_ablation_compares_heads_in_pairs_on_the_same_images_and_stamps_the_code(workdir, capsys):
@@ -27,14 +28,15 @@ def test_ablation_compares_heads_in_pairs_on_the_same_images_and_stamps_the_code
         assert abs(comparisons.loc[row, "image_mean"] - expected) < 1e-12
     assert comparisons.loc[0, "image_ci_low"] <= comparisons.loc[0, "image_mean"] <= comparisons.loc[0, "image_ci_high"]
     assert (comparisons["image_p_holm"] >= comparisons["image_p"]).all()
-    runs = pd.read_csv(out / "runs.csv")
-    assert runs["commit"].nunique() == 1 and (runs["scored_on"] == "test").all()
+    runs = pd.read_csv(out / "runs.csv", dtype={"code": str})
+    assert runs["code"].nunique() == 1 and (runs["scored_on"] == "test").all()
     stamp = json.loads((out / "oja-seed1" / "provenance.json").read_text())
-    assert stamp["config"]["model"]["head"]["rule"] == "oja" and stamp["commit"] == runs["commit"][0]
+    assert stamp["config"]["model"]["head"]["rule"] == "oja" and stamp["version"]["code"] == runs["code"][0]
+    assert stamp["version"] == code_version()  # nothing changed the package since
     assert "| oja - frozen | " in (out / "ablation.md").read_text() and (out / "ablation.png").stat().st_size > 1000
     # a run stamped with other code is not tabulated with the rest unless asked
-    (out / "none-seed0" / "provenance.json").write_text(json.dumps({**stamp, "commit": "0123456789ab"}))
-    assert main(args) == 2 and "different code (0123456789ab, " in capsys.readouterr().err
+    (out / "none-seed0" / "provenance.json").write_text(json.dumps({**stamp, "version": {"code": "0123456789abcdef", "commit": "x"}}))
+    assert main(args) == 2 and "different code (source hashes 0123456789abcdef, " in capsys.readouterr().err
     assert main(args + ["--allow-mixed-code"]) == 0
 
 
@@ -58,3 +60,19 @@ def test_paired_comparison_arithmetic_by_hand():
     assert (row["small_mean"], row["small_images"]) == (pytest.approx(0.1), 1)  # image x
     assert (row["large_mean"], row["large_images"]) == (pytest.approx(0.0), 1)  # image y
     assert row["image_p_holm"] == row["image_p"]  # one comparison: Holm changes nothing
+
+
+def test_the_code_stamp_follows_the_package_source_not_the_docs(tmp_path):
+    (tmp_path / "pipeline" / "configs").mkdir(parents=True)
+    (tmp_path / "pipeline" / "rules.py").write_text("ETA = 0.01\n")
+    (tmp_path / "pipeline" / "configs" / "p.yaml").write_text("a: 1\n")
+    (tmp_path / "README.md").write_text("old words\n")
+    first = code_version(tmp_path)
+    assert first["commit"] == "unknown"  # not a git checkout
+    (tmp_path / "README.md").write_text("new words\n")
+    assert code_version(tmp_path) == first
+    (tmp_path / "pipeline" / "configs" / "p.yaml").write_text("a: 2\n")
+    second = code_version(tmp_path)
+    assert second["code"] != first["code"]
+    (tmp_path / "pipeline" / "rules.py").write_text("ETA = 0.02\n")
+    assert code_version(tmp_path)["code"] not in (first["code"], second["code"])

@@ -10,6 +10,7 @@ runs of different code are not tabulated together unless asked."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -42,14 +43,20 @@ HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
 REPO = Path(__file__).resolve().parents[2]
 
 
-def code_commit() -> str:
-    """The commit of the code that runs, '+dirty' when tracked files differ from it ('unknown' outside git)."""
+def code_version(root: Path = REPO) -> dict:
+    """What identifies the code that runs: a hash of the package's source and presets (what the runs depend on;
+    a commit that touches only docs leaves it unchanged) and, for reference, the git commit ('+dirty' when
+    tracked files differ from it; 'unknown' outside git)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in (root / "pipeline").rglob("*") if p.suffix in (".py", ".yaml")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        commit += "+dirty" if dirty else ""
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+dirty" if dirty else "")
+        commit = "unknown"
+    return {"code": digest.hexdigest()[:16], "commit": commit}
 
 
 def image_scores(run_dir: Path, truth_path: Path) -> tuple[pd.DataFrame, str]:
@@ -74,9 +81,9 @@ def mean_train_speed(run_dir: Path) -> float:
 def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_dir: Path) -> tuple[dict, pd.DataFrame]:
     cfg = load_config(config, overrides + HEADS[head] + [f"train.seed={seed}"])
     stamp_path = run_dir / "provenance.json"
-    commit = json.loads(stamp_path.read_text())["commit"] if stamp_path.exists() else code_commit()  # a resumed run keeps its stamp
+    version = json.loads(stamp_path.read_text())["version"] if stamp_path.exists() else code_version()  # a finished run keeps its stamp
     train(cfg, run_dir, folds, resume=True)
-    write_json(stamp_path, {"commit": commit, "config": to_dict(cfg)})
+    write_json(stamp_path, {"version": version, "config": to_dict(cfg)})
     oof = evaluate_run(run_dir, tuned=False)  # threshold 0.5: nothing tuned on the images being scored
     infer(run_dir, allow_partial=folds is not None)
     scores, scored_on = image_scores(run_dir, Layout(Path(cfg.data.data_dir)).test_truth)
@@ -89,7 +96,8 @@ def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_
         "scored_on": scored_on,
         "train_img_per_s": mean_train_speed(run_dir),
         "parameters": count_parameters(build_model(cfg)),
-        "commit": commit,
+        "code": version["code"],
+        "commit": version["commit"],
     }, scores.assign(head=head, seed=seed)
 
 
@@ -222,10 +230,11 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
             results.append(result)
             per_image.append(scores)
             print(f"ablate: {head} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
-    commits = sorted({r["commit"] for r in results})
-    if len(commits) > 1 and not allow_mixed_code:
-        raise PipelineError(f"ablate: the runs in {out_dir} were made with different code ({', '.join(commits)}); rerun them in a new --out "
-                            "folder, or pass --allow-mixed-code to tabulate them anyway")
+    versions = sorted({r["code"] for r in results})
+    if len(versions) > 1 and not allow_mixed_code:
+        raise PipelineError(f"ablate: the runs in {out_dir} were made with different code (source hashes {', '.join(versions)}); rerun them "
+                            "in a new --out folder, or pass --allow-mixed-code to tabulate them anyway")
+    commits = sorted({f"{r['commit']} (source {r['code']})" for r in results})
     rows = summarise(results)
     table = pd.concat(per_image, ignore_index=True)
     comparisons = compare(results, table, comparison_pairs(heads))
