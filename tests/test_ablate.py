@@ -76,3 +76,15 @@ def test_the_code_stamp_follows_the_package_source_not_the_docs(tmp_path):
     assert second["code"] != first["code"]
     (tmp_path / "pipeline" / "rules.py").write_text("ETA = 0.02\n")
     assert code_version(tmp_path)["code"] not in (first["code"], second["code"])
+
+
+def test_without_test_truth_the_ablation_compares_oof_images(workdir, capsys):
+    (workdir / "data" / "test_truth.csv").unlink()  # real competition data: no truth for the test images
+    args = ["ablate", "--config", "smoke", "--heads", "frozen,hebb", "--seeds", "1", "--fold", "0",
+            "--set", "train.epochs=1", "--set", "train.tensorboard=false", "--out", "runs/real"]
+    assert main(args) == 0, capsys.readouterr().err
+    runs = pd.read_csv(workdir / "runs" / "real" / "runs.csv")
+    assert (runs["scored_on"] == "oof").all() and runs["test_metric"].isna().all()
+    images = pd.read_csv(workdir / "runs" / "real" / "image_scores.csv", dtype={"id": str})
+    assert set(images.groupby("head").size()) == {30}  # fold 0's 30 validation images, the same for both heads
+    assert "OOF images, threshold 0.5" in (workdir / "runs" / "real" / "ablation.md").read_text()
