@@ -19,6 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT  # noqa: E402
 
+from pipeline.inference.postprocess import describe_gate  # noqa: E402
+
 README = ROOT / "README.md"
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
@@ -48,7 +50,8 @@ def head_overhead() -> str:
 
 
 def _gate(gate) -> str:
-    return "" if gate is None else (", no empty gate" if gate >= 1.0 else f", empty gate P(empty) > {gate}")
+    text = describe_gate(gate)
+    return f", {text}" if text else ""
 
 
 def run_cpu_demo() -> str:

@@ -101,9 +101,10 @@ def _infer(args):
 
 
 def gate_text(gate) -> str:
-    if gate is None:
-        return ""
-    return ", empty gate off (no gate did better on OOF)" if gate >= 1.0 else f", empty gate P(empty) > {gate}"
+    from pipeline.inference.postprocess import describe_gate
+
+    text = describe_gate(gate)
+    return f", {text}" if text else ""
 
 
 def _submit(args):

@@ -45,7 +45,7 @@ def evaluate_submission(submission: Path, truth: Path) -> dict:
     ids = sorted(expected)
     truth_stack = np.stack([expected[i] for i in ids])
     scores = per_image_scores(np.stack([predicted[i] for i in ids]), truth_stack)
-    return {"scores": scores, "coverage_class": coverage_class(coverage(truth_stack)), "images": len(ids)}
+    return {"scores": scores, "coverage_class": coverage_class(coverage(truth_stack)), "images": len(ids), "ids": ids}
 
 
 UNTUNED = {"best_threshold": 0.5, "best_min_area": 0, "best_empty_threshold": None}

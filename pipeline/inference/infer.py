@@ -17,8 +17,7 @@ from pipeline.fileio import PipelineError, save_npy, write_table, write_json
 from pipeline.inference.oof import load_oof
 from pipeline.inference.postprocess import tune
 from pipeline.models.factory import build_model
-from pipeline.models.predict import predict
-from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state
+from pipeline.training.checkpoint import fold_checkpoints, predict_with_checkpoints
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -38,17 +37,10 @@ def ensemble_probs(run_dir: Path, images: np.ndarray, depth: np.ndarray, device:
     The plastic lifetime trace comes from each checkpoint and follows its `inference_plasticity` setting.
     """
     cfg = load_run_config(run_dir)
-    total, total_empty = np.zeros(images.shape, np.float32), np.zeros(len(images), np.float32)
-    paths = checkpoints(run_dir)
-    for path in paths:
-        model = build_model(cfg).to(device)
-        if cfg.train.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        load_model_state(model, load_checkpoint(path, cfg), path)
-        probs, empty = predict(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
-        total += probs
-        total_empty = None if empty is None else total_empty + empty
-    return total / len(paths), (None if total_empty is None else total_empty / len(paths))
+    model = build_model(cfg).to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return predict_with_checkpoints(model, checkpoints(run_dir), cfg, images, depth, device)
 
 
 def fold_numbers(paths: list[Path]) -> list[int]:

@@ -29,6 +29,13 @@ def gated(empty: np.ndarray | None, empty_threshold: float | None, count: int) -
     return np.asarray(empty) > empty_threshold
 
 
+def describe_gate(gate: float | None) -> str:
+    """The tuned gate in words ('' when the model has no empty-mask head)."""
+    if gate is None:
+        return ""
+    return "no empty gate" if gate >= GATE_OFF else f"empty gate P(empty) > {gate}"
+
+
 def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas, empty: np.ndarray | None = None,
          empty_thresholds=(GATE_OFF,)) -> dict:
     """Grid search of (threshold, min_area, empty gate) maximising the competition metric on OOF predictions.
@@ -36,6 +43,7 @@ def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, threshol
     truth_empty = ~truth.reshape(len(truth), -1).any(axis=1)
     empty_score = truth_empty.astype(np.float64)  # score of an image whose prediction became empty
     gates = [None] if empty is None else [GATE_OFF] + sorted(set(empty_thresholds) - {GATE_OFF})  # off first: a gate must beat it
+    gated_by = {gate: gated(empty, gate, len(probs)) for gate in gates}
     best = {"score": -1.0}
     curve = []
     for threshold in thresholds:
@@ -46,7 +54,7 @@ def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, threshol
         by_area = []
         for min_area in min_areas:
             for gate in gates:
-                emptied = (area < min_area) | gated(empty, gate, len(masks))
+                emptied = (area < min_area) | gated_by[gate]
                 score = float(np.where(emptied, empty_score, scores).mean())
                 if gate in (None, GATE_OFF):
                     by_area.append(score)

@@ -25,7 +25,8 @@ import pandas as pd  # noqa: E402
 from pipeline.config import RULES, load_config, to_dict  # noqa: E402
 from pipeline.data.layout import Layout  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission  # noqa: E402
-from pipeline.fileio import PipelineError, atomic_path, read_table, write_json, write_table, write_text  # noqa: E402
+from pipeline.evaluation.report import read_metrics  # noqa: E402
+from pipeline.fileio import PipelineError, atomic_path, write_json, write_table, write_text  # noqa: E402
 from pipeline.inference.infer import infer  # noqa: E402
 from pipeline.inference.submit import submit  # noqa: E402
 from pipeline.models.factory import build_model, count_parameters  # noqa: E402
@@ -65,17 +66,13 @@ def image_scores(run_dir: Path, truth_path: Path) -> tuple[pd.DataFrame, str]:
     if truth_path.exists():
         submission = submit(run_dir, run_dir / "submissions")["path"]
         result = evaluate_submission(Path(submission), truth_path)
-        ids = read_table(truth_path, ("id",))["id"].sort_values().tolist()  # evaluate_submission scores sorted ids
-        return pd.DataFrame({"id": ids, "score": result["scores"], "coverage_class": result["coverage_class"]}), "test"
+        return pd.DataFrame({"id": result["ids"], "score": result["scores"], "coverage_class": result["coverage_class"]}), "test"
     oof = evaluate_run(run_dir, tuned=False)
     return pd.DataFrame({"id": oof["oof"].ids, "score": oof["scores"], "coverage_class": oof["coverage_class"]}), "oof"
 
 
 def mean_train_speed(run_dir: Path) -> float:
-    speeds = []
-    for path in run_dir.glob("fold_*/metrics.csv"):
-        speeds += read_table(path, ("train_img_per_s",), unique=False)["train_img_per_s"].astype(float).tolist()
-    return float(np.mean(speeds))
+    return float(np.mean([row["train_img_per_s"] for rows in read_metrics(run_dir).values() for row in rows]))
 
 
 def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_dir: Path) -> tuple[dict, pd.DataFrame]:

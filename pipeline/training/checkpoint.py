@@ -11,6 +11,8 @@ import torch
 
 from pipeline.config import Config, to_dict
 from pipeline.fileio import PipelineError, torch_save
+from pipeline.models.plastic import lifetime_preserved
+from pipeline.models.predict import predict
 
 
 def rng_state(device: torch.device) -> dict:
@@ -66,3 +68,16 @@ def load_model_state(model, state: dict, path: Path) -> None:
     except RuntimeError as error:
         first = str(error).splitlines()[0]
         raise PipelineError(f"checkpoint {path} does not fit this model ({first}); use the run's own config.yaml") from None
+
+
+def predict_with_checkpoints(model, paths: list[Path], cfg: Config, images: np.ndarray, depth: np.ndarray, device: torch.device):
+    """The mean over checkpoints of `predict` (mask probabilities, empty-mask probabilities or None), each
+    checkpoint loaded into `model` in turn and predicting from its own lifetime trace (TTA views: infer.tta)."""
+    probs, empty = 0.0, 0.0
+    for path in paths:
+        load_model_state(model, load_checkpoint(path, cfg), path)
+        with lifetime_preserved(model):
+            one_probs, one_empty = predict(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+        probs = probs + one_probs / len(paths)
+        empty = None if one_empty is None else empty + one_empty / len(paths)
+    return probs, empty

@@ -30,9 +30,9 @@ from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
 from pipeline.fileio import PipelineError, save_npy, write_table
 from pipeline.models.factory import build_model
 from pipeline.models.plastic import lifetime_preserved, plastic_heads
-from pipeline.models.predict import predict
 from pipeline.training import distributed
-from pipeline.training.checkpoint import fold_checkpoints, load_checkpoint, load_model_state, restore_rng, rng_state, save_checkpoint
+from pipeline.training.checkpoint import (fold_checkpoints, load_checkpoint, load_model_state, predict_with_checkpoints, restore_rng, rng_state,
+                                          save_checkpoint)
 from pipeline.training.losses import SaltLoss
 from pipeline.training.schedule import build_optimizer, build_scheduler, cycle_end_epochs
 from pipeline.training.tensorboard import write_tensorboard
@@ -394,14 +394,7 @@ def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldDa
     paths = fold_checkpoints(cfg, fold_dir)
     if not paths:
         raise PipelineError(f"{fold_dir} has no checkpoint for infer.checkpoint {cfg.infer.checkpoint}; train the fold first")
-    probs, empty = 0.0, 0.0
-    for path in paths:
-        load_model_state(model, load_checkpoint(path, cfg), path)
-        with lifetime_preserved(model):
-            fold_probs, fold_empty = predict(model, train.images[index], train.depth[index], cfg, device, views=cfg.infer.tta,
-                                             batch_size=cfg.infer.batch_size)
-        probs = probs + fold_probs / len(paths)
-        empty = None if fold_empty is None else empty + fold_empty / len(paths)
+    probs, empty = predict_with_checkpoints(model, paths, cfg, train.images[index], train.depth[index], device)
     write_table(fold_dir / "oof_ids.csv", pd.DataFrame({"id": train.ids[index]}))
     if empty is not None:  # before oof.npy: oof.npy marks a finished fold
         save_npy(fold_dir / "oof_empty.npy", empty.astype(np.float32))
