@@ -1,8 +1,11 @@
 """What a plastic head costs, and what batching buys, measured so that each row compares like with like.
 
 1. Overhead: one full train step (forward, loss, backward, AdamW step, consolidate) of the same U-Net with each
-   head vs the plain head, on both presets' U-Nets at 128 px: cpu-demo's (tu-resnet10t depth 3, batch 16) and
-   gpu-full's (ResNet34, batch 8 on CPU). Goal: <= 5% for every rule.
+   head vs the plain head, on the presets' U-Nets at 128 px: cpu-demo's (tu-resnet10t, 5 stages, batch 16),
+   cpu-tiny's (tu-resnet10t, 3 stages, batch 16) and gpu-full's (ResNet34, batch 8 on CPU). Goal: <= 5% for every
+   rule. Each plastic rule runs twice in the same interleaved rounds: with the fused presynaptic path (the
+   default) and with plain autograd (`head.fused = False`, the implementation before it), so before/after
+   come from the same benchmark under the same load.
 2. Batching: for each head design, B images as one batch vs the same B images one at a time (batch 1 cycling
    over B distinct images): the same head, the same images, the same number of image-steps on both sides.
    The original Plastic-UNet (placement original: its own dynamics, trained at batch size 1) is its own row.
@@ -26,20 +29,24 @@ from pipeline.models.plastic import plastic_heads
 from pipeline.study.ablate import HEADS
 
 NETWORKS = {
-    "cpu-demo": {"preset": "cpu-tiny", "batch": 16, "label": "tu-resnet10t depth 3, decoder (32,16,8), the cpu-tiny preset (the earlier cpu-demo)"},
+    "cpu-demo": {"preset": "cpu-demo", "batch": 16, "label": "tu-resnet10t depth 5, decoder (64,32,16,16,8), aux head"},
+    "cpu-tiny": {"preset": "cpu-tiny", "batch": 16, "label": "tu-resnet10t depth 3, decoder (32,16,8)"},
     "gpu-full": {"preset": "gpu-full", "batch": 8, "label": "ResNet34, decoder (256,128,64,32,16), depth channel, aux head"},
 }
 OVERHEAD_HEADS = [name for name in HEADS if name != "original"]  # `original` trains at batch 1: see the batching rows
+PLAIN = " (plain autograd)"  # suffix of the rows run without the fused presynaptic path
 
 
 class Stepper:
     """One model and optimizer; `step(images, masks)` is one full training step."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, fused: bool = True):
         torch.manual_seed(0)
         self.model = build_model(cfg).to(memory_format=torch.channels_last).train()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4)
         self.heads = plastic_heads(self.model)
+        for head in self.heads:
+            head.fused = fused
         self.loss = torch.nn.BCEWithLogitsLoss()
         self.name = cfg.model.head.rule
 
@@ -55,20 +62,57 @@ class Stepper:
             head.consolidate()
 
 
+class HeadAlone:
+    """The head by itself: forward, a loss, backward and consolidate on the decoder output the U-Net gives it
+    (the same shape and memory format, post-ReLU values), so its cost is timed without the network's noise."""
+
+    def __init__(self, stepper: Stepper, features: torch.Tensor):
+        self.head = stepper.heads[0]  # every head, `none` included, is a PlasticHead
+        self.features, self.name = features, stepper.name
+
+    def step(self):
+        features = self.features.detach().requires_grad_()
+        loss = self.head(features).float().mean()
+        check_finite(loss, self.name)
+        loss.backward()
+        self.head.consolidate()
+
+
+def head_input(stepper: Stepper, images) -> torch.Tensor:
+    """The decoder output the head reads (captured with a forward hook)."""
+    captured = []
+    handle = stepper.heads[0].register_forward_hook(lambda module, args, out: captured.append(args[0].detach()))
+    with torch.no_grad():
+        stepper.model(images)
+    handle.remove()
+    return captured[0]
+
+
 def overhead(network: str, size: int, rounds: int) -> dict:
     spec = NETWORKS[network]
     base = [f"data.input_size={size}", "data.resize=false"]
     steppers = {name: Stepper(load_config(spec["preset"], base + HEADS[name])) for name in OVERHEAD_HEADS}
+    for name in OVERHEAD_HEADS:
+        if name not in ("none", "original-rows"):  # the rows placement and `none` have no fused path
+            steppers[name + PLAIN] = Stepper(load_config(spec["preset"], base + HEADS[name]), fused=False)
     cfg = load_config(spec["preset"], base)
     images, masks = real_batch(cfg, spec["batch"])
     timings = interleaved({name: (lambda s=s: s.step(images, masks)) for name, s in steppers.items()}, rounds=rounds)
     none = timings["none"]["median_s"]
+    features = head_input(steppers["hebb"], images)
+    alone = {name: HeadAlone(s, features) for name, s in steppers.items() if name != "original-rows"}
+    head_timings = interleaved({name: h.step for name, h in alone.items()}, rounds=4 * rounds)
     return {
         "network": f"{spec['label']} ({network} U-Net)",
         "batch": spec["batch"],
         "input_px": size,
         "step_s": timings,
         "overhead_vs_none": {name: t["median_s"] / none - 1 for name, t in timings.items()},
+        "head_alone_s": head_timings,
+        "head_input_shape": list(features.shape),
+        # the head's own extra cost over the plain head, as a share of the plain network's whole step: the
+        # component the end-to-end overhead is made of, measured without the network's run-to-run noise
+        "head_extra_share_of_step": {name: (t["median_s"] - head_timings["none"]["median_s"]) / none for name, t in head_timings.items()},
         "parameters": {name: count_parameters(s.model) for name, s in steppers.items()},
     }
 
@@ -76,7 +120,7 @@ def overhead(network: str, size: int, rounds: int) -> dict:
 def batching(size: int, batch: int, rounds: int) -> dict:
     """Per design: one batch of B vs B batches of 1 over the same B images (cpu-demo U-Net)."""
     base = [f"data.input_size={size}", "data.resize=false"]
-    cfg = load_config("cpu-tiny", base)
+    cfg = load_config("cpu-tiny", base)  # the batching rows stay on the small U-Net, where the head weighs most
     images, masks = real_batch(cfg, batch)
     rows = {}
     for name in ("none", "hebb", "original-rows"):
@@ -91,24 +135,24 @@ def batching(size: int, batch: int, rounds: int) -> dict:
     original = Stepper(load_config("cpu-tiny", base + [o for o in HEADS["original"] if not o.startswith("train.batch_size")]))
     timing = interleaved({"batch1": lambda: [original.step(images[i : i + 1], masks[i : i + 1]) for i in range(batch)]}, rounds=rounds)
     rows["original (Plastic-UNet dynamics, batch 1)"] = {"batch1_img_per_s": batch / timing["batch1"]["median_s"], "timings": timing}
-    return {"network": NETWORKS["cpu-demo"]["label"] + " (cpu-demo U-Net)", "input_px": size, "images": batch, "designs": rows}
+    return {"network": NETWORKS["cpu-tiny"]["label"] + " (cpu-tiny U-Net)", "input_px": size, "images": batch, "designs": rows}
 
 
-def run(size: int = 128, rounds: int = 5, networks: tuple[str, ...] = tuple(NETWORKS), with_batching: bool = True) -> dict:
+def run(size: int = 128, rounds: int = 9, networks: tuple[str, ...] = tuple(NETWORKS), with_batching: bool = True) -> dict:
     result = {
         "device": "cpu",
         "overhead": {network: overhead(network, size, rounds) for network in networks},
         "goals": {"overhead_vs_none": 0.05},
     }
     if with_batching:
-        result["batching"] = batching(size, NETWORKS["cpu-demo"]["batch"], rounds)
+        result["batching"] = batching(size, NETWORKS["cpu-tiny"]["batch"], rounds)
     return result
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--networks", default=",".join(NETWORKS), help="U-Nets to measure the overhead on")
     parser.add_argument("--no-batching", action="store_true", help="skip the batching rows")
     parser.add_argument("--name", default="heads", help="results file benchmarks/results/NAME.json")

@@ -54,17 +54,24 @@ def write_result(name: str, result: dict) -> Path:
     return path
 
 
-def interleaved(functions: dict, rounds: int = 5, warmup: int = 1) -> dict:
-    """Wall time of each function over `rounds` interleaved rounds (A B C, A B C, ...): background load hits
-    every side alike. Returns {name: {median_s, min_s, max_s, rounds}}."""
+def interleaved(functions: dict, rounds: int = 5, warmup: int = 1, shuffle: bool = True) -> dict:
+    """Wall time of each function over `rounds` interleaved rounds (A B C, C A B, ...): background load hits
+    every side alike, and with `shuffle` each round runs the sides in a new random order (seeded), so no side
+    always follows the same neighbour. Returns {name: {median_s, min_s, max_s, rounds}}."""
+    import random
     import statistics
 
+    order = random.Random(0)
     for function in functions.values():
         for _ in range(warmup):
             function()
     times: dict = {name: [] for name in functions}
+    names = list(functions)
     for _ in range(rounds):
-        for name, function in functions.items():
+        if shuffle:
+            order.shuffle(names)
+        for name in names:
+            function = functions[name]
             started = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - started)

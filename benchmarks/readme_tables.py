@@ -36,16 +36,21 @@ def benchmarks() -> str:
 
 
 def head_overhead() -> str:
-    """cpu-demo U-Net train step with each head: pixels-major head (before) vs channels-major (after)."""
-    from run_all import _span
+    """Per U-Net and rule: plain autograd (before) vs the fused presynaptic path (after), end to end and alone."""
+    from bench_heads import PLAIN
 
-    before = _json("benchmarks/results/heads-before-channels-major.json")["overhead"]["cpu-demo"]
-    after = _json("benchmarks/results/latest.json")["heads"]["overhead"]["cpu-demo"]
-    lines = ["| head | before (pixels-major): step, overhead | after (channels-major): step, overhead |", "|---|---|---|"]
-    for name, timing in after["step_s"].items():
-        old = before["step_s"].get(name)
-        old_text = f"{_span(old)}, {before['overhead_vs_none'][name]:+.1%}" if old else "-"
-        lines.append(f"| {name} | {old_text} | {_span(timing)}, {after['overhead_vs_none'][name]:+.1%} |")
+    lines = ["| U-Net | head | before (plain autograd): step overhead; head alone, its extra cost as a share of a step "
+             "| after (fused): step overhead; head alone, its extra cost as a share of a step |", "|---|---|---|---|"]
+    for network, part in _json("benchmarks/results/latest.json")["heads"]["overhead"].items():
+        overhead, alone, share = part["overhead_vs_none"], part["head_alone_s"], part["head_extra_share_of_step"]
+
+        def cell(name: str) -> str:
+            return f"{overhead[name]:+.1%}; {alone[name]['median_s'] * 1000:.1f} ms, {share[name]:+.1%}"
+
+        for name in part["step_s"]:
+            if name.endswith(PLAIN) or name not in alone or name == "none":
+                continue
+            lines.append(f"| {network} | {name} | {cell(name + PLAIN)} | {cell(name)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,20 +112,26 @@ def fresh_clone() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tables(path: Path) -> str:
+    """Every table of a markdown file, verbatim, separated by blank lines."""
+    blocks, block = [], []
+    for line in path.read_text().splitlines() + [""]:
+        if line.startswith("|"):
+            block.append(line)
+        elif block:
+            blocks.append("\n".join(block))
+            block = []
+    return "\n\n".join(blocks) + "\n"
+
+
 def ablation(folder: str):
     """An ablation's tables, verbatim from docs/FOLDER/ablation.md (written by `python -m pipeline ablate`)."""
+    return lambda: _tables(ROOT / "docs" / folder / "ablation.md")
 
-    def render() -> str:
-        blocks, block = [], []
-        for line in (ROOT / "docs" / folder / "ablation.md").read_text().splitlines() + [""]:
-            if line.startswith("|"):
-                block.append(line)
-            elif block:
-                blocks.append("\n".join(block))
-                block = []
-        return "\n\n".join(blocks) + "\n"
 
-    return render
+def pseudo(name: str):
+    """A pseudo-label study's tables, verbatim from docs/pseudo/NAME.md (written by benchmarks/pseudo_mosaic.py)."""
+    return lambda: _tables(ROOT / "docs" / "pseudo" / f"{name}.md")
 
 
 RENDERERS = {
@@ -130,6 +141,8 @@ RENDERERS = {
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
     "ablation-real": ablation("ablation-real"),
+    "pseudo-synthetic": pseudo("synthetic"),
+    "pseudo-real": pseudo("real"),
 }
 
 

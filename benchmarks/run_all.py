@@ -43,10 +43,16 @@ def markdown(results: dict) -> str:
         "",
     ]
     for network, part in heads["overhead"].items():
-        lines += [f"Train step with each head, {part['network']}, batch {part['batch']}, {part['input_px']} px, CPU:", "",
-                  "| head | step time | overhead vs none (goal <= 5%) | parameters |", "|---|---|---|---|"]
+        alone = part.get("head_alone_s", {})
+        lines += [f"Train step with each head, {part['network']}, batch {part['batch']}, {part['input_px']} px, CPU "
+                  f"({part['step_s']['none']['rounds']} rounds; head alone: the head's forward + backward on the decoder output "
+                  f"{tuple(part.get('head_input_shape', ()))}, {4 * part['step_s']['none']['rounds']} rounds):", "",
+                  "| head | step time | overhead vs none (goal <= 5%) | head alone | head's extra cost over none, share of a step | parameters |",
+                  "|---|---|---|---|---|---|"]
         for name, timing in part["step_s"].items():
-            lines.append(f"| {name} | {_span(timing)} | {part['overhead_vs_none'][name]:+.1%} | {part['parameters'][name]:,} |")
+            own = f"{alone[name]['median_s'] * 1000:.1f} ms" if name in alone else "-"
+            share = f"{part['head_extra_share_of_step'][name]:+.1%}" if name in alone else "-"
+            lines.append(f"| {name} | {_span(timing)} | {part['overhead_vs_none'][name]:+.1%} | {own} | {share} | {part['parameters'][name]:,} |")
         lines.append("")
     batching = heads["batching"]
     lines += [f"Batching, same head on both sides: {batching['images']} images as one batch vs one at a time, {batching['network']}, "
@@ -62,9 +68,18 @@ def markdown(results: dict) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke check")
+    parser.add_argument("--only", help="comma-separated parts (core,heads,infer,loss) to re-run; the others are kept from latest.json")
     args = parser.parse_args()
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
-    if args.quick:
+    if args.only:
+        results = json.loads((RESULTS / "latest.json").read_text())
+        results.setdefault("dates", {part: results["date"] for part in ("core", "heads", "infer", "loss")})
+        runners = {"core": bench_core.run, "heads": bench_heads.run, "infer": bench_infer.run, "loss": bench_loss.run}
+        for part in args.only.split(","):
+            results[part] = runners[part]()
+            results["dates"][part] = time.strftime("%Y-%m-%d %H:%M")
+        results["date"] = time.strftime("%Y-%m-%d %H:%M")
+    elif args.quick:
         results["core"] = bench_core.run(200, 300)
         results["heads"] = bench_heads.run(size=128, rounds=1)
         results["infer"] = bench_infer.run(n_test=64, rounds=1)
@@ -76,6 +91,9 @@ if __name__ == "__main__":
         results["loss"] = bench_loss.run()
     name = "quick" if args.quick else "latest"
     write_json(RESULTS / f"{name}.json", results)
-    write_text(RESULTS / f"{name}.md", f"# Benchmarks ({results['date']})\n\nCommand: `.venv/bin/python benchmarks/run_all.py`\n\n" + markdown(results))
+    command = ".venv/bin/python benchmarks/run_all.py" + (f" --only {args.only}" if args.only else "")
+    dates = ", ".join(f"{part} {date}" for part, date in results.get("dates", {}).items())
+    write_text(RESULTS / f"{name}.md", f"# Benchmarks ({results['date']})\n\nCommand: `{command}`" + (f" (parts last run: {dates})" if dates else "")
+               + "\n\n" + markdown(results))
     print(json.dumps(results, indent=2))
     print(f"wrote {RESULTS / (name + '.json')} and {RESULTS / (name + '.md')}")

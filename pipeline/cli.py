@@ -16,8 +16,20 @@ def _synth(args):
     from pipeline.data.synth import synthesize
 
     print(f"synth: writing {args.train} train and {args.test} test images to {args.out} (--train/--test choose other sizes)", flush=True)
-    layout = synthesize(Path(args.out), args.train, args.test, args.seed, args.force)
+    layout = synthesize(Path(args.out), args.train, args.test, args.seed, args.force, args.mosaic_side)
     print(f"wrote {args.train} train and {args.test} test images to {layout.root} (preview: {layout.root / 'preview.png'})")
+
+
+def _mosaic(args):
+    from pipeline.data.mosaic import mosaic
+
+    s = mosaic(Path(args.data), args.ratio, args.max_distance)
+    line = (f"mosaic: {s['tiles_in_mosaics']} of {s['tiles']} tiles in {s['mosaics']} mosaics (largest {s['largest_mosaics']}), "
+            f"{s['pairs_kept']} neighbour pairs")
+    if "neighbours" in s:
+        q = s["neighbours"]
+        line += f"; against the true positions: precision {q['precision'] or 0:.3f}, recall {q['recall'] or 0:.3f} of {q['true_pairs']} pairs"
+    print(line + f" -> {Path(args.data) / 'mosaic.csv'}")
 
 
 def _holdout(args):
@@ -44,8 +56,9 @@ def _prep(args):
 def _folds(args):
     from pipeline.data.folds import make_folds
 
-    assignment = make_folds(Path(args.data), Path(args.out), args.k, args.seed, args.by, args.force)
-    print(f"folds: {len(assignment)} ids in {args.k} folds ({args.by}) -> {args.out}")
+    assignment = make_folds(Path(args.data), Path(args.out), args.k, args.seed, args.by, args.force, args.group_mosaic)
+    grouped = ", each mosaic in one fold" if args.group_mosaic else ""
+    print(f"folds: {len(assignment)} ids in {args.k} folds ({args.by}{grouped}) -> {args.out}")
 
 
 def _config(args):
@@ -54,6 +67,8 @@ def _config(args):
     overrides = list(args.set or [])
     if getattr(args, "data", None):
         overrides.append(f"data.data_dir={args.data}")
+    if getattr(args, "pseudo", None):
+        overrides.append(f"data.pseudo_dir={args.pseudo}")
     return load_config(args.config or "cpu-demo", overrides)
 
 
@@ -105,6 +120,15 @@ def gate_text(gate) -> str:
 
     text = describe_gate(gate)
     return f", {text}" if text else ""
+
+
+def _pseudo(args):
+    from pipeline.inference.pseudo import make_pseudo
+
+    s = make_pseudo(RUNS / args.run, Path(args.out), args.margin, args.min_confidence, args.force)
+    oof = (f"; the same rule on OOF keeps {s['oof_selected']} of {s['oof_images']} images, scoring {s['oof_score_selected']:.4f} "
+           f"(the rest {s['oof_score_rest']:.4f})" if s["oof_score_selected"] is not None and s["oof_score_rest"] is not None else "")
+    print(f"pseudo: {s['selected']} of {s['test_images']} test images kept ({s['selected_share']:.1%}){oof} -> {args.out}")
 
 
 def _submit(args):
@@ -184,7 +208,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=int, default=4000, help="number of labelled train images (the competition's size)")
     p.add_argument("--test", type=int, default=18000, help="number of test images (the competition's size)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the generator")
+    p.add_argument("--mosaic-side", type=int, default=4, help="cut the tiles from sections of N x N tiles (true positions in mosaic_truth.csv); 1: no mosaics")
     force(p, "replace an existing data folder")
+
+    p = stage("mosaic", "reassemble tiles into mosaics by edge matching: DATA/mosaic.csv, mosaics.png, mosaic.json", _mosaic)
+    p.add_argument("--data", default="data", help="prepped data folder (train and test tiles are matched together)")
+    p.add_argument("--ratio", type=float, default=0.7, help="ratio test: best border distance must be below RATIO x the runner-up")
+    p.add_argument("--max-distance", type=float, default=1.0, help="largest border distance 2(1 - correlation) to accept")
 
     p = stage("holdout", "carve a local mini competition (train + held-out test with truth) from a labelled layout", _holdout)
     p.add_argument("--data", required=True, help="labelled Kaggle layout to draw from (train.csv, depths.csv, train/)")
@@ -204,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=5, help="number of folds")
     p.add_argument("--seed", type=int, default=42, help="seed of the split")
     p.add_argument("--by", choices=["coverage", "depth"], default="coverage", help="stratify by coverage class or by depth")
+    p.add_argument("--group-mosaic", action="store_true", help="keep each mosaic (DATA/mosaic.csv, from `mosaic`) in one fold")
     p.add_argument("--out", default="folds/folds.csv", help="folds file to write")
     force(p, "replace a different existing split")
 
@@ -217,12 +248,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", default="all", help="fold number(s) like 0 or 0,2, or 'all'")
     p.add_argument("--run", help="run name under runs/ (default: the config's name)")
     p.add_argument("--resume", action="store_true", help="continue each fold from its last.pt")
+    p.add_argument("--pseudo", help="a `pseudo` folder: its images join each fold's training part (same as --set data.pseudo_dir=DIR)")
     force(p, "delete runs/NAME and train from scratch")
 
     p = stage("infer", "TTA fold-ensemble test probabilities; tune post-processing on OOF", _infer)
     p.add_argument("--run", required=True, help="run name under runs/")
     p.add_argument("--allow-partial", action="store_true", help="ensemble the folds that exist even if some are missing (else an error)")
     force(p, "recompute although the test probabilities are newer than the checkpoints")
+
+    p = stage("pseudo", "confident test predictions of a finished run as a labelled set for train --pseudo", _pseudo)
+    p.add_argument("--run", required=True, help="run name under runs/ (after infer)")
+    p.add_argument("--out", required=True, help="folder for pseudo.csv, pseudo.npz and summary.json")
+    p.add_argument("--margin", type=float, default=0.4, help="a pixel is decided when |p - 0.5| > margin")
+    p.add_argument("--min-confidence", type=float, default=0.98, help="share of decided pixels an image needs")
+    force(p, "replace an existing pseudo set in --out")
 
     p = stage("submit", "write the submission CSV of a run into a folder", _submit)
     p.add_argument("--run", required=True, help="run name under runs/")

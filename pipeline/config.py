@@ -59,6 +59,7 @@ class DataConfig:
     resize: bool = False  # False: reflect-101 padding (the default); True: bilinear resize
     depth_channel: bool = False  # extra input channel holding depth z / 1000
     coord_channel: bool = False  # extra input channel holding the row coordinate (depth within the image)
+    pseudo_dir: str | None = None  # a `pseudo` stage folder: its images join every fold's training part (never validation)
 
 
 @dataclass

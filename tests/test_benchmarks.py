@@ -27,7 +27,12 @@ def test_a_step_refuses_an_empty_batch_and_a_nan_loss():
 
 def test_interleaved_rounds_give_median_min_max_per_side():
     calls = []
-    timings = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=1)
+    timings = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=1, shuffle=False)
     assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up, then A B, A B, A B
+    calls.clear()
+    interleaved({name: (lambda n=name: calls.append(n)) for name in "abcd"}, rounds=6, warmup=0)
+    rounds = [calls[i : i + 4] for i in range(0, 24, 4)]
+    assert all(sorted(r) == list("abcd") for r in rounds)  # every side once per round
+    assert len({tuple(r) for r in rounds}) > 1  # in changing orders
     for timing in timings.values():
         assert timing["rounds"] == 3 and timing["min_s"] <= timing["median_s"] <= timing["max_s"]

@@ -3,6 +3,12 @@
 Each image is a small seismic section: a sparse reflectivity series convolved with a Ricker wavelet, laid
 along folded, dipping horizons cut by a fault. Salt bodies (domes, flanks, blobs) replace the layers with a
 weak chaotic interior and carry a strong reflection along their boundary. Deterministic for a seed.
+
+Like the competition's tiles, they are cut from larger sections by default (`mosaic_side` 4: sections of 4 x 4
+tiles, train and test tiles shuffled over them, one brightness and gain per section), and synth writes the true
+positions to mosaic_truth.csv so the `mosaic` stage's recovery can be measured. Salt is drawn per tile (the
+coverage statistics stay those of the competition), so salt bodies do not continue across tile borders.
+`mosaic_side` 1 gives every tile its own section (the generator before mosaics).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pipeline.fileio import PipelineError, write_bytes, write_table
 EMPTY_FRACTION = 0.39  # as in the real training set
 CONSTANT_FRACTION = 0.02  # 80 of 4000 real images are a single colour (all with empty masks)
 MIN_SALT_PIXELS = 10
+MOSAIC_SIDE = 4  # tiles per side of the sections synth cuts its tiles from (1: every tile its own section)
 
 
 @dataclass(frozen=True)
@@ -95,21 +102,44 @@ def _salt_section(rng, section: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, interior, section) + boundary
 
 
-def make_sample(seed: int, index: int, has_salt: bool, constant: bool, size: int = IMAGE_SIZE) -> SyntheticSample:
+@dataclass(frozen=True)
+class Scene:
+    """What the tiles of one mosaic share: the layered section they are cut from, its brightness and gain."""
+
+    section: np.ndarray  # (side * 101, side * 101)
+    base: float
+    gain: float
+
+    def crop(self, x: int, y: int, size: int = IMAGE_SIZE) -> np.ndarray:
+        return self.section[y * size : (y + 1) * size, x * size : (x + 1) * size]
+
+
+def make_scene(seed: int, mosaic: int, side: int, size: int = IMAGE_SIZE) -> Scene:
+    rng = np.random.default_rng([seed, 1_000_003, mosaic])
+    return Scene(_layered_section(rng, side * size), float(rng.uniform(100, 150)), float(rng.uniform(18, 45)))
+
+
+def make_sample(seed: int, index: int, has_salt: bool, constant: bool, size: int = IMAGE_SIZE, scene: Scene | None = None,
+                position: tuple[int, int] = (0, 0)) -> SyntheticSample:
+    """One tile; with a scene, its layers are the scene's section at tile position (x, y)."""
     rng = np.random.default_rng([seed, index])
     depth = int(rng.integers(51, 960))
     if constant:
         value = int(rng.integers(0, 256))
         return SyntheticSample(np.full((size, size), value, np.uint8), np.zeros((size, size), bool), depth)
-    section = _layered_section(rng, size)
+    section = _layered_section(rng, size) if scene is None else scene.crop(*position, size)
     mask = np.zeros((size, size), bool)
     if has_salt:
         while mask.sum() < MIN_SALT_PIXELS:
             mask = _salt_mask(rng, size)
         section = _salt_section(rng, section, mask)
     section = section + rng.uniform(0.05, 0.35) * rng.standard_normal(section.shape)
-    gain = rng.uniform(18, 45)
-    image = np.clip(rng.uniform(100, 150) + gain * section, 0, 255).astype(np.uint8)
+    if scene is None:
+        gain = rng.uniform(18, 45)
+        base = rng.uniform(100, 150)
+    else:
+        base, gain = scene.base, scene.gain
+    image = np.clip(base + gain * section, 0, 255).astype(np.uint8)
     return SyntheticSample(image, mask, depth)
 
 
@@ -168,8 +198,11 @@ def write_preview(path: Path, samples: list[SyntheticSample], columns: int = 8) 
     write_bytes(path, _png_bytes(grid))
 
 
-def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 0, force: bool = False) -> Layout:
-    """Write a complete synthetic competition folder (plus test_truth.csv and preview.png) to `out`."""
+def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 0, force: bool = False, mosaic_side: int = MOSAIC_SIDE) -> Layout:
+    """Write a complete synthetic competition folder (plus test_truth.csv, preview.png and, with mosaics,
+    mosaic_truth.csv) to `out`."""
+    if mosaic_side < 1:
+        raise PipelineError(f"synth --mosaic-side {mosaic_side}: use 1 (every tile its own section) or more tiles per side")
     layout = Layout(Path(out))
     if layout.train_csv.exists() and not force:
         raise PipelineError(f"{layout.train_csv} already exists; synth will not overwrite a data folder (pass --force to replace it)")
@@ -179,7 +212,7 @@ def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 
         for folder in ("train/images", "train/masks", "test/images"):
             for old in (layout.root / folder).glob("*.png"):
                 old.unlink()
-        for stale in (layout.test_truth, layout.sample_submission, layout.depths_csv):
+        for stale in (layout.test_truth, layout.sample_submission, layout.depths_csv, layout.root / "mosaic_truth.csv"):
             stale.unlink(missing_ok=True)
     rng = np.random.default_rng(seed)
     ids = _unique_ids(rng, n_train + n_test)
@@ -187,20 +220,37 @@ def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 
     for folder in ("train/images", "train/masks", "test/images"):
         (layout.root / folder).mkdir(parents=True, exist_ok=True)
     has_salt, constant = _plan(rng, n_train + n_test)
-    train_rows, truth_rows, depth_rows, preview = [], [], [], []
-    for index, image_id in enumerate(ids):
-        sample = make_sample(seed, index, bool(has_salt[index]), bool(constant[index]))
-        depth_rows.append((image_id, sample.depth))
+    per_mosaic = mosaic_side * mosaic_side
+    count = n_train + n_test
+    slots = rng.permutation(count) if mosaic_side > 1 else np.arange(count)  # train and test tiles shuffled over the sections
+    rows: dict[str, list] = {"train": [], "truth": [], "depth": [], "preview": [], "position": []}
+    scene, scene_index = None, -1
+    for index in np.argsort(slots, kind="stable"):  # section by section: each scene is made once
+        index, image_id = int(index), ids[index]
+        position = (0, 0)
+        if mosaic_side > 1:
+            mosaic, within = divmod(int(slots[index]), per_mosaic)
+            position = (within % mosaic_side, within // mosaic_side)  # (x, y)
+            if mosaic != scene_index:
+                scene, scene_index = make_scene(seed, mosaic, mosaic_side), mosaic
+            rows["position"].append((index, image_id, mosaic, position[0], position[1]))
+        sample = make_sample(seed, index, bool(has_salt[index]), bool(constant[index]), scene=scene, position=position)
+        rows["depth"].append((index, image_id, sample.depth))
         if index < n_train:
             write_bytes(layout.train_image(image_id), image_png(sample.image))
             write_bytes(layout.train_mask(image_id), mask_png(sample.mask))
-            train_rows.append((image_id, encode(sample.mask)))
-            if len(preview) < 32:
-                preview.append(sample)
+            rows["train"].append((index, image_id, encode(sample.mask)))
+            if index < 64:
+                rows["preview"].append((index, sample))
         else:
             write_bytes(layout.test_image(image_id), image_png(sample.image))
-            truth_rows.append((image_id, encode(sample.mask)))
+            rows["truth"].append((index, image_id, encode(sample.mask)))
+    train_rows, truth_rows, depth_rows, position_rows = ([row[1:] for row in sorted(rows[name], key=lambda r: r[0])]
+                                                         for name in ("train", "truth", "depth", "position"))
+    preview = [sample for _, sample in sorted(rows["preview"], key=lambda r: r[0])][:32]
     # CSVs last: train.csv's presence marks a complete folder
+    if position_rows:
+        write_table(layout.root / "mosaic_truth.csv", pd.DataFrame(columns=["id", "mosaic", "x", "y"], data=position_rows))
     write_table(layout.depths_csv, pd.DataFrame(columns=["id", "z"], data=depth_rows))
     write_table(layout.sample_submission, pd.DataFrame(columns=["id", "rle_mask"], data=[(i, "1 1") for i in sorted(test_ids)]))
     write_table(layout.test_truth, pd.DataFrame(columns=["id", "rle_mask"], data=truth_rows))

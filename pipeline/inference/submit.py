@@ -12,8 +12,9 @@ import pandas as pd
 from pipeline.competition.rle import decode_many, encode_many
 from pipeline.config import load_run_config
 from pipeline.data.layout import IMAGE_SIZE, Layout
-from pipeline.data.prep import load_test_cache
+from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.fileio import PipelineError, read_table, write_table
+from pipeline.inference.mosaic_rules import above_map, apply_rule
 from pipeline.inference.postprocess import to_masks
 
 
@@ -61,7 +62,17 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
         if not (run_dir / "test_empty.npy").exists():
             raise PipelineError(f"{run_dir / 'test_empty.npy'} is missing but postprocess.json tunes an empty gate; rerun `infer --force`")
         empty = np.load(run_dir / "test_empty.npy")[index]
-    masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], np.array([constant[i] for i in order]), empty, gate)
+    is_constant = np.array([constant[i] for i in order])
+    masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], is_constant, empty, gate)
+    applied = [rule for rule, result in post.get("mosaic_rules", {}).items() if result["applied"]]
+    if applied:  # mosaic rules that raised the OOF score (infer measured them)
+        above = above_map(layout.root)
+        if above is None:
+            raise PipelineError(f"postprocess.json applies mosaic rules but {layout.root / 'mosaic.csv'} is missing; rerun `mosaic` or `infer --force`")
+        train = load_train_cache(layout.root)
+        for rule in applied:
+            known = dict(zip(train.ids.tolist(), train.masks)) | dict(zip(order, masks))
+            masks, _ = apply_rule(rule, order, masks, is_constant, above, known)
     rles = encode_many(masks)
     rows = list(zip(order, rles))
     identical = None if force else _latest_identical(out_dir, run_dir.name, rows)
@@ -80,4 +91,5 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
         "mean_coverage": float(coverage.mean()),
         "threshold": post["best_threshold"],
         "min_area": post["best_min_area"],
+        "mosaic_rules": applied,
     }

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.config import RULES, HeadConfig
+from pipeline.models.presynaptic import FusedPresynaptic, Presynaptic
 
 
 def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_power, eta, modulation):
@@ -66,6 +67,7 @@ class PlasticHead(nn.Module):
         if cfg.rule not in RULES:
             raise ValueError(f"unknown plasticity rule {cfg.rule!r}; choose one of {RULES}")
         self.rule, self.placement = cfg.rule, cfg.placement
+        self.fused = True  # FusedPresynaptic: the same values and gradients with less memory traffic; False: plain autograd
         if self.placement in ("rows", "original"):
             # the original Plastic-UNet: a 1-channel logit map L (N x N) times (W + alpha * Hebb) (N x N)
             self.to_logits = nn.Conv2d(in_channels, 1, kernel_size=1)
@@ -133,24 +135,24 @@ class PlasticHead(nn.Module):
                 f"they stay at their initial values (eta = {float(self.eta.detach()) if self.uses_eta else 'n/a'})")
 
     def _inputs(self, features: torch.Tensor):
-        """(product input, presynaptic x), both channels-major (B,C,P), and a function mapping z (B,K,P) to logits.
-
-        Channels-major keeps the P pixels contiguous, so every product is a long-vector bmm (measured faster on
-        CPU than the pixels-major (B,P,C) view of channels_last features, whose rows are only C long)."""
+        """The presynaptic input (see models/presynaptic.py: x channels-major (B,C,P), so every product is a
+        long-vector bmm) and a function mapping z (B,K,P) to logits."""
         batch, _, height, width = features.shape
         if self.placement == "rows":
             logit_map = self.to_logits(features)[:, 0]  # (B,N,N): P = rows, C = columns
             if logit_map.shape[-1] != self.weight.shape[0]:
                 raise ValueError(f"rows placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
             columns_major = logit_map.transpose(1, 2)  # (B,C,P)
-            return columns_major, torch.tanh(columns_major), lambda z: z.transpose(1, 2).unsqueeze(1)
+            return Presynaptic(columns_major, torch.tanh(columns_major)), lambda z: z.transpose(1, 2).unsqueeze(1)
+        if self.fused:
+            return FusedPresynaptic(features), lambda z: z.view(batch, -1, height, width)
         x = torch.tanh(features.contiguous()).view(batch, -1, height * width)
-        return x, x, lambda z: z.view(batch, -1, height, width)
+        return Presynaptic(x, x), lambda z: z.view(batch, -1, height, width)
 
-    def _modulation(self, pre: torch.Tensor) -> torch.Tensor | None:
+    def _modulation(self, presynaptic) -> torch.Tensor | None:
         if self.rule not in ("neuromod", "eligibility"):
             return None
-        return torch.tanh(self.modulator(pre.mean(dim=2))).unsqueeze(1)  # (B,1,1) or (B,1,K)
+        return torch.tanh(self.modulator(presynaptic.mean())).unsqueeze(1)  # (B,1,1) or (B,1,K)
 
     def _initial_traces(self, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (batch,) + tuple(self.weight.shape)
@@ -193,8 +195,8 @@ class PlasticHead(nn.Module):
         return torch.stack(outputs).unsqueeze(1)
 
     def _rows_plain(self, features):
-        product, _, to_logits = self._inputs(features)
-        return to_logits(torch.matmul(self.weight.t(), product) + self.bias[:, None])
+        presynaptic, to_logits = self._inputs(features)
+        return to_logits(torch.matmul(self.weight.t(), presynaptic.product) + self.bias[:, None])
 
     def _plastic_forward(self, features: torch.Tensor) -> torch.Tensor:
         hebb, eligibility = self._initial_traces(features.shape[0], features.device)
@@ -207,19 +209,17 @@ class PlasticHead(nn.Module):
     def _episode(self, features: torch.Tensor, hebb: torch.Tensor, eligibility: torch.Tensor, record: bool):
         """The T plastic steps of one episode per image. Returns logits (B,K,H,W) and, with `record`, the last
         step's per-image statistics (S (B,C,K), s (B,1,K), M or None), detached, for the lifetime trace."""
-        product, pre, to_logits = self._inputs(features)  # (B,C,P)
-        batch, _, pixels = pre.shape
+        presynaptic, to_logits = self._inputs(features)
         eta = self.eta
-        modulation = self._modulation(pre)
-        bias = self.bias.view(1, -1, 1).expand(batch, -1, pixels)  # (B,K,P)
+        modulation = self._modulation(presynaptic)
         needs_power = record or self.rule == "oja" or self.cfg.clip == "oja"  # s enters only Oja terms (and the lifetime record)
         for step in range(self.cfg.steps):
             weights = self.weight + self.alpha * hebb  # (B,C,K)
-            z = torch.baddbmm(bias, weights.transpose(1, 2), product)  # (B,K,P)
-            if step == self.cfg.steps - 1 and not record:
-                break
+            z = presynaptic.project(weights, self.bias)  # (B,K,P)
+            if (step == self.cfg.steps - 1 or self.rule == "frozen") and not record:
+                break  # frozen: the trace never moves, so every later step would compute this same z
             post = torch.sigmoid(z)
-            coactivation = torch.bmm(pre, post.transpose(1, 2)) / pixels  # (B,C,K)
+            coactivation = presynaptic.correlate(post)  # (B,C,K)
             post_power = post.pow(2).mean(dim=2).unsqueeze(1) if needs_power else None  # (B,1,K)
             if step < self.cfg.steps - 1:
                 hebb, eligibility = plastic_update(self.rule, self.cfg.clip, hebb, eligibility, coactivation, post_power, eta, modulation)

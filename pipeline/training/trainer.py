@@ -28,6 +28,7 @@ from pipeline.data.folds import number_of_folds, read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
 from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
 from pipeline.fileio import PipelineError, save_npy, write_table
+from pipeline.inference.pseudo import load_pseudo
 from pipeline.models.factory import build_model
 from pipeline.models.plastic import lifetime_preserved, plastic_heads
 from pipeline.training import distributed
@@ -335,8 +336,8 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
         note = head.fixed_parameters_note()
         if note and ctx.is_main and fold == 0:
             print(f"note: {note}", flush=True)
-    index = split.train_index
-    train_set = SaltDataset(train.images[index], train.depth[index], cfg, train.masks[index], augment=True)
+    images, depth, masks = training_arrays(cfg, train, split)
+    train_set = SaltDataset(images, depth, cfg, masks, augment=True)
     val_set = SaltDataset(train.images[split.val_index], train.depth[split.val_index], cfg, train.masks[split.val_index], with_original_mask=True)
     sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=cfg.train.seed + fold, drop_last=True)
     workers = cfg.train.num_workers
@@ -348,6 +349,21 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, **loader_options)
     steps = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
     return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, split, model, train_set, loader, val_loader, steps, fold_epochs(cfg.train, steps))
+
+
+def training_arrays(cfg: Config, train: TrainSet, split: FoldData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images, depth, masks) of a fold's training part: its real images, plus the pseudo-labelled set of
+    data.pseudo_dir when one is given. Validation never sees a pseudo label."""
+    index = split.train_index
+    images, depth, masks = train.images[index], train.depth[index], train.masks[index]
+    if cfg.data.pseudo_dir:
+        extra = load_pseudo(Path(cfg.data.pseudo_dir))
+        shared = sorted(set(extra.ids.tolist()) & set(train.ids.tolist()))
+        if shared:
+            raise PipelineError(f"{cfg.data.pseudo_dir}: {len(shared)} pseudo-labelled id(s) are also training ids (e.g. {shared[0]}); "
+                                "pseudo labels come from test images: make them with `pseudo` from a run on this data")
+        images, depth, masks = (np.concatenate([a, b]) for a, b in ((images, extra.images), (depth, extra.depth), (masks, extra.masks)))
+    return images, depth, masks
 
 
 def fold_epochs(cfg: TrainConfig, steps_per_epoch: int) -> int:

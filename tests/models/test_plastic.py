@@ -398,3 +398,30 @@ def test_frozen_control_is_the_plastic_path_with_the_trace_held_at_zero():
         hebb.bias.copy_(frozen.bias)
     assert not torch.allclose(hebb(features), frozen(features))  # plasticity is the only difference
     assert not frozen.uses_eta and {n for n, _ in frozen.named_parameters()} == {"weight", "bias", "alpha"}
+
+
+@pytest.mark.parametrize("rule", ["frozen"] + RULES)
+@pytest.mark.parametrize("out_channels", [1, 2])
+@pytest.mark.parametrize("episode", ["image", "lifetime"])
+def test_fused_presynaptic_path_gives_the_plain_autograd_values_and_gradients(rule, out_channels, episode):
+    """FusedPresynaptic (hand-written backward through a ledger) against the plain autograd ops, float64, with
+    channels_last features as the U-Net gives them: logits and the gradients of the features and every parameter."""
+    torch.manual_seed(0)
+    head = PlasticHead(5, out_channels, HeadConfig(rule=rule, episode=episode)).double().train()
+    with torch.no_grad():  # move every parameter off its initial value, so no gradient term vanishes by chance
+        for parameter in head.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+    features = torch.randn(3, 5, 7, 6, dtype=torch.float64).to(memory_format=torch.channels_last)
+    weights = torch.randn(3, out_channels, 7, 6, dtype=torch.float64)
+    results = []
+    for fused in (False, True):
+        head.fused = fused
+        head.zero_grad()
+        inputs = features.clone().requires_grad_()
+        logits = head(inputs)
+        (logits * weights).sum().backward()
+        results.append([logits.detach(), inputs.grad] + [p.grad.clone() for p in head.parameters()])
+    for plain, fused in zip(*results):
+        torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-12)
+    small = torch.randn(2, 5, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(head, (small,))

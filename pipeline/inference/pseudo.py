@@ -1,0 +1,113 @@
+"""`pseudo`: a finished run's confident test predictions as an extra labelled set for `train --pseudo DIR`.
+
+Confidence of an image = the share of its pixels the ensemble has decided, |p - 0.5| > margin. The competition
+metric punishes a mask at its uncertain pixels (an IoU below 0.5 scores 0), and a mask whose every pixel is far
+from 0.5 has no such pixels left. With an empty-mask head the image must also agree with it: an empty mask
+needs P(empty) > 0.5 and a non-empty one P(empty) < 0.5. Constant images are left out (their masks are
+empty by rule; they teach nothing). The same rule is applied to the run's OOF predictions, whose truth is known,
+so `summary.json` says how well the selected images actually score (the measure's justification, in numbers).
+
+Output folder: pseudo.csv (id, rle_mask, confidence), pseudo.npz (the arrays train reads), summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.competition.metric import per_image_scores
+from pipeline.competition.rle import encode_many
+from pipeline.config import load_run_config
+from pipeline.data.prep import load_test_cache, load_train_cache
+from pipeline.fileio import PipelineError, read_table, save_npz, write_json, write_table
+from pipeline.inference.oof import load_oof
+from pipeline.inference.postprocess import to_masks
+
+
+@dataclass
+class PseudoSet:
+    ids: np.ndarray  # (N,) str
+    images: np.ndarray  # (N, 101, 101) uint8
+    masks: np.ndarray  # (N, 101, 101) bool
+    depth: np.ndarray  # (N,) float32
+    confidence: np.ndarray  # (N,) float32
+
+
+def confidence(probs: np.ndarray, margin: float) -> np.ndarray:
+    """(N,) share of each image's pixels with |p - 0.5| > margin."""
+    return (np.abs(probs.reshape(len(probs), -1).astype(np.float32) - 0.5) > margin).mean(axis=1)
+
+
+def selected(masks: np.ndarray, scores: np.ndarray, empty: np.ndarray | None, is_constant: np.ndarray, min_confidence: float) -> np.ndarray:
+    """Images that pass: confident, not constant, and (with an empty-mask head) agreeing with it."""
+    keep = (scores >= min_confidence) & ~is_constant
+    if empty is not None:
+        predicted_empty = ~masks.reshape(len(masks), -1).any(axis=1)
+        keep &= predicted_empty == (np.asarray(empty) > 0.5)
+    return keep
+
+
+def _masks(probs, post, is_constant, empty):
+    return to_masks(probs, post["best_threshold"], post["best_min_area"], is_constant, empty, post.get("best_empty_threshold"))
+
+
+def make_pseudo(run_dir: Path, out_dir: Path, margin: float = 0.4, min_confidence: float = 0.98, force: bool = False) -> dict:
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not 0.0 <= margin < 0.5:
+        raise PipelineError(f"pseudo --margin {margin} is outside [0, 0.5): it is the distance from 0.5 a decided pixel's probability keeps")
+    if not 0.0 < min_confidence <= 1.0:
+        raise PipelineError(f"pseudo --min-confidence {min_confidence} is outside (0, 1]: it is the share of decided pixels an image needs")
+    for needed in ("test_probs.npy", "test_ids.csv", "postprocess.json"):
+        if not (run_dir / needed).exists():
+            raise PipelineError(f"{run_dir / needed} is missing: run `python -m pipeline infer --run {run_dir.name}` first")
+    if (out_dir / "pseudo.npz").exists() and not force:
+        raise PipelineError(f"{out_dir / 'pseudo.npz'} exists; pass --force to replace it or choose another --out")
+    cfg = load_run_config(run_dir)
+    data_dir = Path(cfg.data.data_dir)
+    post = json.loads((run_dir / "postprocess.json").read_text())
+    test = load_test_cache(data_dir)
+    prob_ids = read_table(run_dir / "test_ids.csv", ("id",))["id"].tolist()
+    if prob_ids != test.ids.tolist():
+        raise PipelineError(f"{run_dir / 'test_ids.csv'} does not match the test cache of {data_dir}; rerun `infer --force`")
+    probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
+    empty_path = run_dir / "test_empty.npy"
+    empty = np.load(empty_path) if empty_path.exists() else None
+    masks = _masks(probs, post, test.is_constant, empty)
+    scores = confidence(probs, margin)
+    keep = selected(masks, scores, empty, test.is_constant, min_confidence)
+
+    oof = load_oof(run_dir, load_train_cache(data_dir))  # the same rule on images whose truth is known
+    oof_masks = _masks(oof.probs, post, oof.is_constant, oof.empty)
+    oof_keep = selected(oof_masks, confidence(oof.probs, margin), oof.empty, oof.is_constant, min_confidence)
+    oof_scores = per_image_scores(oof_masks, oof.truth)
+
+    pseudo_set = PseudoSet(test.ids[keep], test.images[keep], masks[keep], test.depth[keep], scores[keep].astype(np.float32))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_table(out_dir / "pseudo.csv", pd.DataFrame({"id": pseudo_set.ids, "rle_mask": encode_many(pseudo_set.masks),
+                                                      "confidence": np.round(pseudo_set.confidence, 4)}))
+    save_npz(out_dir / "pseudo.npz", ids=pseudo_set.ids, images=pseudo_set.images, masks=pseudo_set.masks,
+             depth=pseudo_set.depth, confidence=pseudo_set.confidence)
+    summary = {
+        "run": str(run_dir), "data_dir": str(data_dir), "margin": margin, "min_confidence": min_confidence,
+        "test_images": int(len(keep)), "selected": int(keep.sum()), "selected_share": float(keep.mean()),
+        "selected_empty_share": float((~pseudo_set.masks.reshape(len(pseudo_set.masks), -1).any(axis=1)).mean()) if keep.any() else None,
+        "oof_images": int(len(oof_keep)), "oof_selected": int(oof_keep.sum()),
+        "oof_score_selected": float(oof_scores[oof_keep].mean()) if oof_keep.any() else None,
+        "oof_score_rest": float(oof_scores[~oof_keep].mean()) if (~oof_keep).any() else None,
+        "oof_score_all": float(oof_scores.mean()),
+    }
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def load_pseudo(folder: Path) -> PseudoSet:
+    path = Path(folder) / "pseudo.npz"
+    if not path.exists():
+        raise PipelineError(f"{path} is missing: make it with `python -m pipeline pseudo --run RUN --out {folder}`")
+    with np.load(path, allow_pickle=False) as arrays:
+        return PseudoSet(arrays["ids"].astype(str), arrays["images"], arrays["masks"].astype(bool), arrays["depth"].astype(np.float32),
+                         arrays["confidence"])
