@@ -4,8 +4,8 @@ Per seed: mosaic -> round 0 (train, infer, submit, evaluate) -> pseudo -> round 
 submit, evaluate), and for round 0 each mosaic rule's effect on OOF (as infer measures it) and on the test
 images (the rule forced on, scored against the truth). Paired: both rounds share data, folds and seed.
 
-    .venv/bin/python benchmarks/pseudo_mosaic.py --synthetic --seeds 0,1,2 --config cpu-tiny --name synthetic
-    .venv/bin/python benchmarks/pseudo_mosaic.py --dev ../shared/tgs-real-dev --seeds 0,1,2 --config cpu-tiny --name real
+    .venv/bin/python benchmarks/pseudo_mosaic.py --synthetic --seeds 0,1,2 --config cpu-tiny --set 'train.folds=[0]' --name synthetic
+    .venv/bin/python benchmarks/pseudo_mosaic.py --dev ../shared/tgs-real-dev --seeds 0,1,2 --config cpu-tiny --set 'train.folds=[0]' --name real
 
 --synthetic: the embedded default (`./run.sh`'s synth: 1,600 train / 1,600 test, seed 0), training seed = seed.
 --dev: a 1,000/500 carve of a labelled folder per seed (carve seed = training seed = seed).
@@ -154,10 +154,11 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(rows)
         print(f"seed {seed}: round 0 {score0:.4f} -> round 1 {score1:.4f}", flush=True)
+    overrides = "".join(" --set '" + o + "'" for o in args.set)
     where = "synthetic default (1,600 train / 1,600 test, data seed 0)" if args.synthetic else "real TGS dev set (2,000 labelled images), 1,000/500 carves"
     write_text(OUT / f"{args.name}.md", markdown(rows, f"Pseudo-labels and mosaic rules: {where}, preset {args.config}") +
                f"\nCommand: `.venv/bin/python benchmarks/pseudo_mosaic.py {'--synthetic' if args.synthetic else '--dev DEV'} "
-               f"--seeds {args.seeds} --config {args.config} --name {args.name}`\n")
+               f"--seeds {args.seeds} --config {args.config}{overrides} --name {args.name}`\n")
 
 
 if __name__ == "__main__":

@@ -88,3 +88,13 @@ def test_without_test_truth_the_ablation_compares_oof_images(workdir, capsys):
     images = pd.read_csv(workdir / "runs" / "real" / "image_scores.csv", dtype={"id": str})
     assert set(images.groupby("head").size()) == {30}  # fold 0's 30 validation images, the same for both heads
     assert "OOF images, threshold 0.5" in (workdir / "runs" / "real" / "ablation.md").read_text()
+
+
+def test_comparison_pairs_isolate_plasticity_and_the_inference_trace():
+    from pipeline.study.ablate import HEADS, comparison_pairs
+
+    heads = ["none", "frozen", "hebb", "lifetime", "lifetime-adapt"]
+    assert comparison_pairs(heads) == [("hebb", "frozen"), ("lifetime", "frozen"), ("lifetime-adapt", "lifetime"), ("frozen", "none")]
+    assert comparison_pairs(["none", "hebb", "lifetime-adapt"]) == [("hebb", "none"), ("lifetime-adapt", "none")]
+    # lifetime and lifetime-adapt differ only at inference: the same training
+    assert [o for o in HEADS["lifetime-adapt"] if "inference_plasticity" not in o] == HEADS["lifetime"]

@@ -38,6 +38,10 @@ HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
     "original-rows": ["model.head.rule=hebb", "model.head.placement=rows"],
     # the original Plastic-UNet itself: its placement and dynamics, trained at batch size 1
     "original": ["model.head.rule=hebb", "model.head.placement=original", "train.batch_size=1"],
+    # the original project's long-term memory: a Hebbian trace consolidated over training, read at inference
+    # as it was left (lifetime) or still learning, image after image (lifetime-adapt); trained identically
+    "lifetime": ["model.head.rule=hebb", "model.head.episode=lifetime"],
+    "lifetime-adapt": ["model.head.rule=hebb", "model.head.episode=lifetime", "model.head.inference_plasticity=adapt"],
 }
 
 
@@ -100,12 +104,15 @@ def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_
 
 def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
     """(head, reference): each plastic head vs frozen (plasticity alone) when frozen ran, and frozen vs none
-    (the head's design); without frozen, each head vs none."""
+    (the head's design); without frozen, each head vs none. A head NAME-adapt is compared with NAME (the same
+    trained network, the trace frozen or adapting at inference) when NAME ran."""
     pairs = []
     for head in heads:
         if head in ("none", "frozen"):
             continue
-        if "frozen" in heads:
+        if head.endswith("-adapt") and head.removesuffix("-adapt") in heads:
+            pairs.append((head, head.removesuffix("-adapt")))
+        elif "frozen" in heads:
             pairs.append((head, "frozen"))
         elif "none" in heads:
             pairs.append((head, "none"))
