@@ -125,10 +125,12 @@ def gate_text(gate) -> str:
 def _pseudo(args):
     from pipeline.inference.pseudo import make_pseudo
 
-    s = make_pseudo(RUNS / args.run, Path(args.out), args.margin, args.min_confidence, args.force)
+    s = make_pseudo(RUNS / args.run, Path(args.out), args.margin, args.min_confidence, args.force, args.min_oof_score)
     oof = (f"; the same rule on OOF keeps {s['oof_selected']} of {s['oof_images']} images, scoring {s['oof_score_selected']:.4f} "
            f"(the rest {s['oof_score_rest']:.4f})" if s["oof_score_selected"] is not None and s["oof_score_rest"] is not None else "")
-    print(f"pseudo: {s['selected']} of {s['test_images']} test images kept ({s['selected_share']:.1%}){oof} -> {args.out}")
+    rule = (f"|p - {s['threshold']}| > {s['margin']} on >= {s['min_confidence']:.0%} of the pixels ({s['rule']})" if s["margin"] is not None
+            else f"no rule keeps OOF images scoring >= {s['min_oof_score']} on average")
+    print(f"pseudo: {s['selected']} of {s['test_images']} test images kept ({s['selected_share']:.1%}); {rule}{oof} -> {args.out}")
 
 
 def _submit(args):
@@ -259,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("pseudo", "confident test predictions of a finished run as a labelled set for train --pseudo", _pseudo)
     p.add_argument("--run", required=True, help="run name under runs/ (after infer)")
     p.add_argument("--out", required=True, help="folder for pseudo.csv, pseudo.npz and summary.json")
-    p.add_argument("--margin", type=float, default=0.4, help="a pixel is decided when |p - 0.5| > margin")
-    p.add_argument("--min-confidence", type=float, default=0.98, help="share of decided pixels an image needs")
+    p.add_argument("--margin", type=float, help="a pixel is decided when |p - threshold| > margin (default: tuned on OOF)")
+    p.add_argument("--min-confidence", type=float, help="share of decided pixels an image needs (default: tuned on OOF)")
+    p.add_argument("--min-oof-score", type=float, default=0.9, help="tuning: the kept OOF images must score at least this on average")
     force(p, "replace an existing pseudo set in --out")
 
     p = stage("submit", "write the submission CSV of a run into a folder", _submit)

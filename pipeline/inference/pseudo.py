@@ -1,11 +1,15 @@
 """`pseudo`: a finished run's confident test predictions as an extra labelled set for `train --pseudo DIR`.
 
-Confidence of an image = the share of its pixels the ensemble has decided, |p - 0.5| > margin. The competition
-metric punishes a mask at its uncertain pixels (an IoU below 0.5 scores 0), and a mask whose every pixel is far
-from 0.5 has no such pixels left. With an empty-mask head the image must also agree with it: an empty mask
-needs P(empty) > 0.5 and a non-empty one P(empty) < 0.5. Constant images are left out (their masks are
-empty by rule; they teach nothing). The same rule is applied to the run's OOF predictions, whose truth is known,
-so `summary.json` says how well the selected images actually score (the measure's justification, in numbers).
+Confidence of an image = the share of its pixels that are decided: |p - t| > margin, with t the OOF-tuned
+threshold. The metric is lost at a mask's undecided pixels (an IoU under 0.5 scores 0); a mask with none left
+has little to lose. Constant images are left out (empty by rule, they teach nothing), and with an empty-mask head
+the image must agree with it (P(empty) > 0.5 exactly when the mask is empty).
+
+Probabilities are not calibrated alike across models (a short CPU run's may all lie in 0.1..0.8), so the margin
+and the share are tuned on the run's OOF images, whose truth is known, as the threshold is: of a grid, the rule
+that keeps the most OOF images whose mean score reaches `min_oof_score` (0.9), with at least 5 of them. No rule
+reaching it keeps nothing (a model not sure enough to teach itself). `--margin`/`--min-confidence` fix the rule.
+`summary.json` records the chosen rule, what it keeps of the test images and how the kept OOF images score.
 
 Output folder: pseudo.csv (id, rle_mask, confidence), pseudo.npz (the arrays train reads), summary.json.
 """
@@ -37,9 +41,30 @@ class PseudoSet:
     confidence: np.ndarray  # (N,) float32
 
 
-def confidence(probs: np.ndarray, margin: float) -> np.ndarray:
-    """(N,) share of each image's pixels with |p - 0.5| > margin."""
-    return (np.abs(probs.reshape(len(probs), -1).astype(np.float32) - 0.5) > margin).mean(axis=1)
+MARGINS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+SHARES = (0.9, 0.95, 0.98, 0.99)
+MIN_KEPT = 5
+
+
+def confidence(probs: np.ndarray, margin: float, threshold: float = 0.5) -> np.ndarray:
+    """(N,) share of each image's pixels with |p - threshold| > margin."""
+    return (np.abs(probs.reshape(len(probs), -1).astype(np.float32) - threshold) > margin).mean(axis=1)
+
+
+def choose_rule(probs, masks, empty, is_constant, scores, threshold: float, min_oof_score: float,
+                margins=MARGINS, shares=SHARES) -> dict | None:
+    """The (margin, share) that keeps the most OOF images with mean score >= min_oof_score (at least MIN_KEPT;
+    ties: the stricter rule). None when no rule qualifies."""
+    best = None
+    for margin in margins:
+        decided = confidence(probs, margin, threshold)
+        for share in shares:
+            keep = selected(masks, decided, empty, is_constant, share)
+            if keep.sum() < MIN_KEPT or scores[keep].mean() < min_oof_score:
+                continue
+            if best is None or keep.sum() > best["kept"]:
+                best = {"margin": margin, "min_confidence": share, "kept": int(keep.sum()), "score": float(scores[keep].mean())}
+    return best
 
 
 def selected(masks: np.ndarray, scores: np.ndarray, empty: np.ndarray | None, is_constant: np.ndarray, min_confidence: float) -> np.ndarray:
@@ -55,12 +80,17 @@ def _masks(probs, post, is_constant, empty):
     return to_masks(probs, post["best_threshold"], post["best_min_area"], is_constant, empty, post.get("best_empty_threshold"))
 
 
-def make_pseudo(run_dir: Path, out_dir: Path, margin: float = 0.4, min_confidence: float = 0.98, force: bool = False) -> dict:
+def make_pseudo(run_dir: Path, out_dir: Path, margin: float | None = None, min_confidence: float | None = None, force: bool = False,
+                min_oof_score: float = 0.9) -> dict:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not 0.0 <= margin < 0.5:
-        raise PipelineError(f"pseudo --margin {margin} is outside [0, 0.5): it is the distance from 0.5 a decided pixel's probability keeps")
-    if not 0.0 < min_confidence <= 1.0:
+    if (margin is None) != (min_confidence is None):
+        raise PipelineError("pseudo: give both --margin and --min-confidence (a fixed rule), or neither (tuned on OOF)")
+    if margin is not None and not 0.0 <= margin < 1.0:
+        raise PipelineError(f"pseudo --margin {margin} is outside [0, 1): it is the distance from the threshold a decided pixel keeps")
+    if min_confidence is not None and not 0.0 < min_confidence <= 1.0:
         raise PipelineError(f"pseudo --min-confidence {min_confidence} is outside (0, 1]: it is the share of decided pixels an image needs")
+    if not 0.0 < min_oof_score <= 1.0:
+        raise PipelineError(f"pseudo --min-oof-score {min_oof_score} is outside (0, 1]")
     for needed in ("test_probs.npy", "test_ids.csv", "postprocess.json"):
         if not (run_dir / needed).exists():
             raise PipelineError(f"{run_dir / needed} is missing: run `python -m pipeline infer --run {run_dir.name}` first")
@@ -76,14 +106,18 @@ def make_pseudo(run_dir: Path, out_dir: Path, margin: float = 0.4, min_confidenc
     probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
     empty_path = run_dir / "test_empty.npy"
     empty = np.load(empty_path) if empty_path.exists() else None
+    threshold = post["best_threshold"]
     masks = _masks(probs, post, test.is_constant, empty)
-    scores = confidence(probs, margin)
-    keep = selected(masks, scores, empty, test.is_constant, min_confidence)
-
-    oof = load_oof(run_dir, load_train_cache(data_dir))  # the same rule on images whose truth is known
+    oof = load_oof(run_dir, load_train_cache(data_dir))  # the rule is tuned and checked on images whose truth is known
     oof_masks = _masks(oof.probs, post, oof.is_constant, oof.empty)
-    oof_keep = selected(oof_masks, confidence(oof.probs, margin), oof.empty, oof.is_constant, min_confidence)
     oof_scores = per_image_scores(oof_masks, oof.truth)
+    given, rule = margin is not None, None
+    if not given:
+        rule = choose_rule(oof.probs, oof_masks, oof.empty, oof.is_constant, oof_scores, threshold, min_oof_score)
+        margin, min_confidence = (rule["margin"], rule["min_confidence"]) if rule else (0.0, 2.0)  # 2.0: keeps nothing
+    scores = confidence(probs, margin, threshold)
+    keep = selected(masks, scores, empty, test.is_constant, min_confidence)
+    oof_keep = selected(oof_masks, confidence(oof.probs, margin, threshold), oof.empty, oof.is_constant, min_confidence)
 
     pseudo_set = PseudoSet(test.ids[keep], test.images[keep], masks[keep], test.depth[keep], scores[keep].astype(np.float32))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +126,10 @@ def make_pseudo(run_dir: Path, out_dir: Path, margin: float = 0.4, min_confidenc
     save_npz(out_dir / "pseudo.npz", ids=pseudo_set.ids, images=pseudo_set.images, masks=pseudo_set.masks,
              depth=pseudo_set.depth, confidence=pseudo_set.confidence)
     summary = {
-        "run": str(run_dir), "data_dir": str(data_dir), "margin": margin, "min_confidence": min_confidence,
+        "run": str(run_dir), "data_dir": str(data_dir), "threshold": threshold,
+        "rule": "given" if given else ("tuned on OOF" if rule else "none reaches min_oof_score"),
+        "margin": margin if min_confidence <= 1 else None, "min_confidence": min_confidence if min_confidence <= 1 else None,
+        "min_oof_score": min_oof_score,
         "test_images": int(len(keep)), "selected": int(keep.sum()), "selected_share": float(keep.mean()),
         "selected_empty_share": float((~pseudo_set.masks.reshape(len(pseudo_set.masks), -1).any(axis=1)).mean()) if keep.any() else None,
         "oof_images": int(len(oof_keep)), "oof_selected": int(oof_keep.sum()),

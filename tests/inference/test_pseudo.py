@@ -13,7 +13,7 @@ from pipeline.competition.rle import decode
 from pipeline.config import load_config, save_config
 from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.fileio import PipelineError, save_npy, write_json, write_table
-from pipeline.inference.pseudo import confidence, load_pseudo, selected
+from pipeline.inference.pseudo import choose_rule, confidence, load_pseudo, selected
 from pipeline.training.trainer import build_fold_training, fold_split, training_arrays
 from pipeline.training import distributed
 
@@ -24,6 +24,26 @@ def test_confidence_is_the_share_of_decided_pixels():
     probs[1, :2] = 0.85  # 10 pixels at |p - 0.5| = 0.35: decided for margin 0.3, not for 0.4
     np.testing.assert_allclose(confidence(probs, 0.4), [17 / 20, 10 / 20])
     np.testing.assert_allclose(confidence(probs, 0.3), [17 / 20, 1.0])
+    np.testing.assert_allclose(confidence(probs, 0.3, threshold=0.6), [17 / 20, 10 / 20])  # around the tuned threshold
+
+
+def test_the_rule_is_tuned_on_oof_to_keep_the_most_images_that_score_well():
+    # four images: probabilities 0.3 off the threshold everywhere (scores 1, 1), 0.15 off (scores 1, 0)
+    probs = np.stack([np.full((4, 4), p, np.float32) for p in (0.8, 0.2, 0.65, 0.35)])
+    scores = np.array([1.0, 1.0, 1.0, 0.0])
+    masks = probs > 0.5
+    none = np.zeros(4, bool)
+    import pipeline.inference.pseudo as pseudo
+
+    pseudo.MIN_KEPT, saved = 1, pseudo.MIN_KEPT
+    try:
+        rule = choose_rule(probs, masks, None, none, scores, 0.5, 0.9, margins=(0.1, 0.2), shares=(0.9,))
+        assert rule == {"margin": 0.2, "min_confidence": 0.9, "kept": 2, "score": 1.0}  # margin 0.1 keeps all four: 0.75
+        rule = choose_rule(probs, masks, None, none, scores, 0.5, 0.7, margins=(0.1, 0.2), shares=(0.9,))
+        assert rule["margin"] == 0.1 and rule["kept"] == 4  # a looser target takes the looser rule
+        assert choose_rule(probs, masks, None, none, np.zeros(4), 0.5, 0.9, margins=(0.1, 0.2), shares=(0.9,)) is None
+    finally:
+        pseudo.MIN_KEPT = saved
 
 
 def test_selection_needs_confidence_no_constant_image_and_agreement_with_the_empty_head():
@@ -62,7 +82,7 @@ def _fake_run(workdir: Path) -> tuple[Path, np.ndarray]:
 
 def test_pseudo_keeps_the_confident_test_images_with_their_masks(workdir, capsys):
     run, masks = _fake_run(workdir)
-    assert main(["pseudo", "--run", "fake", "--out", "pseudo1"]) == 0
+    assert main(["pseudo", "--run", "fake", "--out", "pseudo1", "--margin", "0.4", "--min-confidence", "0.98"]) == 0
     test = load_test_cache(workdir / "data")
     expected = (np.arange(len(test.ids)) % 2 == 0) & ~test.is_constant
     pseudo = load_pseudo(workdir / "pseudo1")
@@ -76,13 +96,16 @@ def test_pseudo_keeps_the_confident_test_images_with_their_masks(workdir, capsys
     assert summary["selected"] == int(expected.sum())
     assert summary["oof_score_selected"] == 1.0  # the sure OOF images are the truth itself
     assert "kept" in capsys.readouterr().out
-    assert main(["pseudo", "--run", "fake", "--out", "pseudo1"]) == 2  # never overwritten without --force
-    assert main(["pseudo", "--run", "fake", "--out", "pseudo1", "--margin", "0.5"]) == 2
+    assert main(["pseudo", "--run", "fake", "--out", "pseudo1", "--margin", "0.4", "--min-confidence", "0.98"]) == 2  # never overwritten
+    assert main(["pseudo", "--run", "fake", "--out", "pseudo2", "--margin", "0.4"]) == 2  # both or neither
+    assert main(["pseudo", "--run", "fake", "--out", "pseudo3"]) == 0  # tuned on OOF: the sure half scores 1.0
+    tuned = json.loads((workdir / "pseudo3" / "summary.json").read_text())
+    assert tuned["rule"] == "tuned on OOF" and tuned["selected"] == summary["selected"] and tuned["oof_score_selected"] == 1.0
 
 
 def test_pseudo_labels_join_the_training_part_only(workdir):
     _fake_run(workdir)
-    main(["pseudo", "--run", "fake", "--out", "pseudo1"])
+    main(["pseudo", "--run", "fake", "--out", "pseudo1", "--margin", "0.4", "--min-confidence", "0.98"])
     pseudo = load_pseudo(workdir / "pseudo1")
     cfg = load_config("smoke", ["data.data_dir=data", "data.pseudo_dir=pseudo1"])
     train = load_train_cache(workdir / "data")
@@ -100,7 +123,7 @@ def test_pseudo_labels_join_the_training_part_only(workdir):
 
 def test_pseudo_ids_that_are_training_ids_are_refused(workdir):
     _fake_run(workdir)
-    main(["pseudo", "--run", "fake", "--out", "pseudo1"])
+    main(["pseudo", "--run", "fake", "--out", "pseudo1", "--margin", "0.4", "--min-confidence", "0.98"])
     arrays = dict(np.load(workdir / "pseudo1" / "pseudo.npz"))
     train = load_train_cache(workdir / "data")
     arrays["ids"] = arrays["ids"].copy()
