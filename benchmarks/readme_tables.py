@@ -134,6 +134,21 @@ def pseudo(name: str):
     return lambda: _tables(ROOT / "docs" / "pseudo" / f"{name}.md")
 
 
+def mosaics() -> str:
+    """Mosaic recovery on the synthetic default and the real dev set, from docs/mosaic/*.json (`mosaic.json`)."""
+    rows = [("synthetic, 500 train + 500 test tiles (seed 0)", "synthetic-500-500.json"),
+            ("real TGS dev set, 2,000 labelled tiles (1,500/500 carve, seed 0)", "real-dev-2000.json")]
+    lines = ["| data | tiles in mosaics | mosaics (largest) | neighbour pairs kept | precision | recall |", "|---|---|---|---|---|---|"]
+    for label, name in rows:
+        m = _json(f"docs/mosaic/{name}")
+        q = m.get("neighbours", {})
+        precision = f"{q['precision']:.3f} ({q['pairs_correct']} of {q['pairs_found']})" if q else "no truth"
+        recall = f"{q['recall']:.3f} (of {q['true_pairs']})" if q else "no truth"
+        lines.append(f"| {label} | {m['tiles_in_mosaics']:,} of {m['tiles']:,} | {m['mosaics']} ({', '.join(map(str, m['largest_mosaics'][:3]))}) "
+                     f"| {m['pairs_kept']} | {precision} | {recall} |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {
     "benchmarks": benchmarks,
     "head-overhead": head_overhead,
@@ -141,6 +156,7 @@ RENDERERS = {
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
     "ablation-real": ablation("ablation-real"),
+    "mosaics": mosaics,
     "pseudo-synthetic": pseudo("synthetic"),
     "pseudo-real": pseudo("real"),
 }
