@@ -138,7 +138,7 @@ def batching(size: int, batch: int, rounds: int) -> dict:
     return {"network": NETWORKS["cpu-tiny"]["label"] + " (cpu-tiny U-Net)", "input_px": size, "images": batch, "designs": rows}
 
 
-def run(size: int = 128, rounds: int = 9, networks: tuple[str, ...] = tuple(NETWORKS), with_batching: bool = True) -> dict:
+def run(size: int = 128, rounds: int = 15, networks: tuple[str, ...] = tuple(NETWORKS), with_batching: bool = True) -> dict:
     result = {
         "device": "cpu",
         "overhead": {network: overhead(network, size, rounds) for network in networks},
@@ -152,7 +152,7 @@ def run(size: int = 128, rounds: int = 9, networks: tuple[str, ...] = tuple(NETW
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--networks", default=",".join(NETWORKS), help="U-Nets to measure the overhead on")
     parser.add_argument("--no-batching", action="store_true", help="skip the batching rows")
     parser.add_argument("--name", default="heads", help="results file benchmarks/results/NAME.json")
