@@ -34,7 +34,7 @@ from pipeline.data.synth import synthesize
 from pipeline.evaluation.evaluate import evaluate_submission
 from pipeline.fileio import read_table, write_text
 from pipeline.inference.infer import infer
-from pipeline.inference.mosaic_rules import RULES, above_map, apply_rule
+from pipeline.inference.mosaic_rules import RULES, above_map, apply_rule, known_masks
 from pipeline.inference.pseudo import make_pseudo
 from pipeline.inference.submit import submit
 from pipeline.study.stats import seed_tests
@@ -75,7 +75,7 @@ def rules_on_test(data: Path, submission: Path) -> dict:
     masks = decode_many(table["rle_mask"].tolist(), ids, (101, 101))
     truth = decode_many(truth_table["rle_mask"].tolist(), ids, (101, 101))
     train = load_train_cache(data)
-    known = dict(zip(train.ids.tolist(), train.masks)) | dict(zip(ids, masks))
+    known = known_masks(train.ids, train.masks, ids, masks)
     above = above_map(data) or {}
     test = load_test_cache(data)
     constant = dict(zip(test.ids.tolist(), test.is_constant.tolist()))

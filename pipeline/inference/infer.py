@@ -15,7 +15,7 @@ from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.devices import choose_device
 from pipeline.fileio import PipelineError, save_npy, write_table, write_json
 from pipeline.inference.oof import load_oof
-from pipeline.inference.mosaic_rules import above_map, measure_rules
+from pipeline.inference.mosaic_rules import above_map, known_masks, measure_rules
 from pipeline.inference.postprocess import to_masks, tune
 from pipeline.models.factory import build_model
 from pipeline.training.checkpoint import fold_checkpoints, predict_with_checkpoints
@@ -84,7 +84,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False) -> di
     if above is not None:  # DATA/mosaic.csv: measure each mosaic rule on OOF; submit applies those that help
         oof_masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant, oof.empty, post["best_empty_threshold"])
         test_masks = to_masks(probs, post["best_threshold"], post["best_min_area"], test.is_constant, empty, post["best_empty_threshold"])
-        known = dict(zip(train.ids.tolist(), train.masks)) | dict(zip(test.ids.tolist(), test_masks))
+        known = known_masks(train.ids, train.masks, test.ids, test_masks)
         post["mosaic_rules"] = measure_rules(oof.ids.tolist(), oof_masks, oof.truth, oof.is_constant, above, known)
     post["test_images"] = int(len(test.ids))
     post["test_img_per_s"] = len(test.ids) / max(seconds, 1e-9)

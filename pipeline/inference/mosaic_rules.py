@@ -41,6 +41,11 @@ def above_map(data_dir: Path) -> dict[str, str] | None:
     return {below: top for top, below in neighbours_below(read_mosaic(data_dir)).items()}
 
 
+def known_masks(train_ids, train_masks: np.ndarray, test_ids, test_masks: np.ndarray) -> dict[str, np.ndarray]:
+    """What a rule may read of the tile above: training tiles' true masks, test tiles' predicted masks."""
+    return dict(zip(list(train_ids), train_masks)) | dict(zip(list(test_ids), test_masks))
+
+
 def apply_rule(rule: str, ids, masks: np.ndarray, is_constant: np.ndarray, above: dict[str, str], known: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
     """masks (N,101,101) of tiles `ids` with the rule applied; and how many tiles it changed."""
     out = masks.copy()

@@ -14,7 +14,7 @@ from pipeline.config import load_run_config
 from pipeline.data.layout import IMAGE_SIZE, Layout
 from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.fileio import PipelineError, read_table, write_table
-from pipeline.inference.mosaic_rules import above_map, apply_rule
+from pipeline.inference.mosaic_rules import above_map, apply_rule, known_masks
 from pipeline.inference.postprocess import to_masks
 
 
@@ -71,7 +71,7 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
             raise PipelineError(f"postprocess.json applies mosaic rules but {layout.root / 'mosaic.csv'} is missing; rerun `mosaic` or `infer --force`")
         train = load_train_cache(layout.root)
         for rule in applied:
-            known = dict(zip(train.ids.tolist(), train.masks)) | dict(zip(order, masks))
+            known = known_masks(train.ids, train.masks, order, masks)
             masks, _ = apply_rule(rule, order, masks, is_constant, above, known)
     rles = encode_many(masks)
     rows = list(zip(order, rles))

@@ -22,7 +22,6 @@ class Presynaptic:
 
     def __init__(self, product: torch.Tensor, pre: torch.Tensor):
         self.product, self.pre = product, pre
-        self.shape = pre.shape
 
     def project(self, weights: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """z = bias + weights^T product: weights (B,C,K) -> (B,K,P)."""
@@ -139,13 +138,6 @@ class FusedPresynaptic:
     def __init__(self, features: torch.Tensor):
         self._ledger = _Ledger()
         self._token = _Source.apply(features, self._ledger)
-        batch, channels, height, width = features.shape
-        self.shape = (batch, channels, height * width)
-
-    @property
-    def pre(self) -> torch.Tensor:
-        """x without a gradient path (for inspection)."""
-        return self._ledger.x
 
     def project(self, weights: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         return _Project.apply(weights, self._token, bias, self._ledger)
