@@ -10,8 +10,10 @@
    over B distinct images): the same head, the same images, the same number of image-steps on both sides.
    The original Plastic-UNet (placement original: its own dynamics, trained at batch size 1) is its own row.
 
-Timings are medians of interleaved rounds (every side once per round), with min and max. Every step checks its
-batch is not empty and its loss is finite, and fails loudly otherwise.
+Timings are medians of interleaved rounds (every side once per round), with min and max. The overhead of a head is
+paired by round: the median over rounds of t_head / t_none - 1 (with quartiles), both timed in the same round,
+so load that drifts between rounds cancels. Every step checks its batch is not empty and its loss is finite, and
+fails loudly otherwise.
 
     .venv/bin/python benchmarks/bench_heads.py       (writes benchmarks/results/heads.json)
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import check_batch, check_finite, interleaved, real_batch, write_result
+from common import check_batch, check_finite, interleaved, paired_overhead, real_batch, write_result
 
 from pipeline.config import load_config
 from pipeline.models.factory import build_model, count_parameters
@@ -99,6 +101,7 @@ def overhead(network: str, size: int, rounds: int) -> dict:
     images, masks = real_batch(cfg, spec["batch"])
     timings = interleaved({name: (lambda s=s: s.step(images, masks)) for name, s in steppers.items()}, rounds=rounds)
     none = timings["none"]["median_s"]
+    paired = paired_overhead(timings, "none")
     features = head_input(steppers["hebb"], images)
     alone = {name: HeadAlone(s, features) for name, s in steppers.items() if name != "original-rows"}
     head_timings = interleaved({name: h.step for name, h in alone.items()}, rounds=4 * rounds)
@@ -107,7 +110,10 @@ def overhead(network: str, size: int, rounds: int) -> dict:
         "batch": spec["batch"],
         "input_px": size,
         "step_s": timings,
-        "overhead_vs_none": {name: t["median_s"] / none - 1 for name, t in timings.items()},
+        # paired by round (median of per-round ratios, with quartiles); the ratio of medians is kept for reference
+        "overhead_vs_none": {name: o["median"] for name, o in paired.items()},
+        "overhead_vs_none_rounds": paired,
+        "overhead_of_medians": {name: t["median_s"] / none - 1 for name, t in timings.items()},
         "head_alone_s": head_timings,
         "head_input_shape": list(features.shape),
         # the head's own extra cost over the plain head, as a share of the plain network's whole step: the

@@ -75,7 +75,23 @@ def interleaved(functions: dict, rounds: int = 5, warmup: int = 1, shuffle: bool
             started = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - started)
-    return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "rounds": rounds} for name, t in times.items()}
+    return {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t), "rounds": rounds, "samples_s": t}
+            for name, t in times.items()}
+
+
+def paired_overhead(timings: dict, reference: str) -> dict:
+    """Each side's extra time over `reference`, paired by round: the median (and quartiles, min, max) over rounds of
+    t_side[r] / t_reference[r] - 1. Both ran in the same round, seconds apart, so load that drifts between rounds
+    cancels in the ratio, which a ratio of the two medians (taken over different rounds) does not do."""
+    import numpy as np
+
+    base = np.asarray(timings[reference]["samples_s"], dtype=float)
+    result = {}
+    for name, timing in timings.items():
+        ratios = np.asarray(timing["samples_s"], dtype=float) / base - 1
+        q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+        result[name] = {"median": float(median), "q1": float(q1), "q3": float(q3), "min": float(ratios.min()), "max": float(ratios.max())}
+    return result
 
 
 def check_finite(loss, what: str) -> None:

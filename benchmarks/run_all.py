@@ -22,6 +22,12 @@ def _span(timing: dict) -> str:
     return f"{timing['median_s'] * 1000:.0f} ms ({timing['min_s'] * 1000:.0f}-{timing['max_s'] * 1000:.0f})"
 
 
+def _overhead(part: dict, name: str) -> str:
+    rounds = part.get("overhead_vs_none_rounds", {}).get(name)
+    median = f"{part['overhead_vs_none'][name]:+.1%}"
+    return f"{median} ({rounds['q1']:+.1%} to {rounds['q3']:+.1%})" if rounds else median
+
+
 def markdown(results: dict) -> str:
     core, heads, inf, loss = results["core"], results["heads"], results["infer"], results["loss"]
     m = results["machine"]
@@ -47,12 +53,12 @@ def markdown(results: dict) -> str:
         lines += [f"Train step with each head, {part['network']}, batch {part['batch']}, {part['input_px']} px, CPU "
                   f"({part['step_s']['none']['rounds']} rounds; head alone: the head's forward + backward on the decoder output "
                   f"{tuple(part.get('head_input_shape', ()))}, {4 * part['step_s']['none']['rounds']} rounds):", "",
-                  "| head | step time | overhead vs none (goal <= 5%) | head alone | head's extra cost over none, share of a step | parameters |",
+                  "| head | step time | overhead vs none, paired by round: median (quartiles) (goal <= 5%) | head alone | head's extra cost over none, share of a step | parameters |",
                   "|---|---|---|---|---|---|"]
         for name, timing in part["step_s"].items():
             own = f"{alone[name]['median_s'] * 1000:.1f} ms" if name in alone else "-"
             share = f"{part['head_extra_share_of_step'][name]:+.1%}" if name in alone else "-"
-            lines.append(f"| {name} | {_span(timing)} | {part['overhead_vs_none'][name]:+.1%} | {own} | {share} | {part['parameters'][name]:,} |")
+            lines.append(f"| {name} | {_span(timing)} | {_overhead(part, name)} | {own} | {share} | {part['parameters'][name]:,} |")
         lines.append("")
     batching = heads["batching"]
     lines += [f"Batching, same head on both sides: {batching['images']} images as one batch vs one at a time, {batching['network']}, "

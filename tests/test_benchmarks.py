@@ -8,7 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_heads  # noqa: E402
-from common import interleaved, real_batch  # noqa: E402
+from common import interleaved, paired_overhead, real_batch  # noqa: E402
 
 from pipeline.config import load_config  # noqa: E402
 
@@ -36,3 +36,13 @@ def test_interleaved_rounds_give_median_min_max_per_side():
     assert len({tuple(r) for r in rounds}) > 1  # in changing orders
     for timing in timings.values():
         assert timing["rounds"] == 3 and timing["min_s"] <= timing["median_s"] <= timing["max_s"]
+        assert len(timing["samples_s"]) == 3 and timing["median_s"] in timing["samples_s"]
+
+
+def test_paired_overhead_is_the_median_of_per_round_ratios():
+    # the machine slows down over the rounds; the head costs 10% in rounds 0 and 2 and nothing in round 1
+    timings = {"none": {"samples_s": [1.0, 2.0, 4.0]}, "hebb": {"samples_s": [1.1, 2.0, 4.4]}}
+    overhead = paired_overhead(timings, "none")
+    assert overhead["hebb"]["median"] == pytest.approx(0.10)  # the ratio of medians would say 0% (2.0 / 2.0)
+    assert overhead["hebb"]["min"] == pytest.approx(0.0) and overhead["hebb"]["max"] == pytest.approx(0.10)
+    assert overhead["none"] == {"median": 0.0, "q1": 0.0, "q3": 0.0, "min": 0.0, "max": 0.0}
