@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pipeline.config import TTA_VIEWS, Config
 from pipeline.data.dataset import batch_inputs, to_original_geometry
@@ -45,7 +46,9 @@ def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: t
     empty = np.empty(len(images), np.float32)
     has_empty_head = model.unet.classification_head is not None
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    for start in range(0, len(images), batch_size):
+    # a progress bar with the time left on a terminal (disable=None: none when output is not a terminal)
+    for start in tqdm(range(0, len(images), batch_size), desc=f"predict {len(images)} images x {len(views)} views", unit="batch",
+                      disable=None, leave=False, mininterval=2):
         stop = start + batch_size
         view_inputs = [
             batch_inputs(_apply_view(images[start:stop], view), depth[start:stop], cfg.data).to(device, non_blocking=True).contiguous(

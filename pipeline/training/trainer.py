@@ -266,8 +266,10 @@ class FoldTraining:
         return loss_sum / max(count, 1), score_sum / max(count, 1)
 
     def run_epoch(self) -> dict:
+        started = time.perf_counter()
         row = {"epoch": self.epoch + 1, **self.train_epoch()}
         row["val_loss"], row["val_metric"] = self.validate()
+        row["epoch_seconds"] = time.perf_counter() - started  # training and validation: what the time left is made of
         for head in self.heads:
             row.update(head.statistics())
         self.epoch += 1
@@ -314,9 +316,19 @@ def print_epoch(training: FoldTraining, row: dict) -> None:
         print(
             f"fold {training.fold} epoch {row['epoch']}/{training.epochs}: train_loss {row['train_loss']:.4f} "
             f"val_loss {row['val_loss']:.4f} val_metric {row['val_metric']:.4f}{' *' if row['improved'] else ''} "
-            f"{row['train_img_per_s']:.0f} img/s {row['seconds']:.1f}s",
+            f"{row['train_img_per_s']:.0f} img/s {row['seconds']:.1f}s{time_left(training.history, training.epochs)}",
             flush=True,
         )
+
+
+def time_left(history: list[dict], epochs: int) -> str:
+    """', about N min left in this fold': the epochs still to run at the mean length of the epochs run so far in
+    this process (a resumed fold's earlier epochs may come from another machine). '' when the fold is done."""
+    timed = [row["epoch_seconds"] for row in history if "epoch_seconds" in row]
+    remaining = epochs - history[-1]["epoch"] if history else epochs
+    if remaining <= 0 or not timed:
+        return ""
+    return f", about {remaining * sum(timed) / len(timed) / 60:.1f} min left in this fold"
 
 
 EPOCH_END: tuple[Callable, ...] = (write_checkpoints, write_snapshots, write_metrics, write_tensorboard, print_epoch)
@@ -440,7 +452,12 @@ def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bo
                     print(f"fold {fold}: already finished in {run_dir}, skipped", flush=True)
                 results.append({"fold": fold, "skipped": True})
                 continue
+            started = time.perf_counter()
             results.append(train_fold(cfg, run_dir, fold, train_set, ctx, resume, callbacks))
+            left = len(folds) - 1 - folds.index(fold)
+            if ctx.is_main and left:
+                took = time.perf_counter() - started
+                print(f"fold {fold} took {took / 60:.1f} min; about {left * took / 60:.0f} min for the {left} fold(s) left", flush=True)
         return results
     finally:
         distributed.teardown(ctx)

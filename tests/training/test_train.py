@@ -336,3 +336,11 @@ def test_tensorboard_logs_every_metric_and_a_validation_overlay_and_can_be_turne
     assert [e.step for e in overlays] == [1, 2] and (overlays[0].width, overlays[0].height) == (4 * 3 * 101, 101)  # 4 overlays in a row
     trainer.train(smoke("train.epochs=1", "train.tensorboard=false"), workdir / "runs" / "quiet", folds=[0])
     assert (workdir / "runs" / "quiet" / "fold_0" / "metrics.csv").exists() and not (workdir / "runs" / "quiet" / "fold_0" / "tensorboard").exists()
+
+
+def test_time_left_is_the_remaining_epochs_at_the_mean_epoch_length():
+    history = [{"epoch": 1, "epoch_seconds": 10.0}, {"epoch": 2, "epoch_seconds": 20.0}]
+    assert trainer.time_left(history, epochs=5) == ", about 0.8 min left in this fold"  # 3 epochs x 15 s = 45 s
+    assert trainer.time_left(history, epochs=2) == ""  # the fold is done
+    # a resumed fold: epochs 1-2 ran elsewhere (no time recorded here), epoch 3 took 60 s, 7 more to go
+    assert trainer.time_left([{"epoch": 2}, {"epoch": 3, "epoch_seconds": 60.0}], epochs=10) == ", about 7.0 min left in this fold"
