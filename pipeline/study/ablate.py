@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -197,24 +198,27 @@ def to_markdown(rows: list[dict], comparisons: list[dict], command: str, commits
 
 
 def plot(comparisons: list[dict], rows: list[dict], results: list[dict], path: Path) -> None:
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 0.9 + 0.45 * max(len(rows), len(comparisons), 4)), layout="constrained")
     names = [r["head"] for r in rows]
     metric = "test_metric" if all(r["test_metric"] is not None for r in results) else "oof_metric"
-    for i, name in enumerate(names):
+    for i, name in enumerate(names):  # points, not bars from zero: the differences are a few thousandths
         seeds = [r[metric] for r in results if r["head"] == name]
-        left.scatter([i] * len(seeds), seeds, color="black", s=12, zorder=3)
-        left.bar(i, np.mean(seeds), alpha=0.4)
-    left.set_xticks(range(len(names)), names, rotation=30)
-    left.set(ylabel=metric.replace("_", " "), title="per head (dots: seeds)")
+        left.scatter(seeds, [i] * len(seeds), color="black", s=12, zorder=3)
+        left.plot([np.mean(seeds)] * 2, [i - 0.3, i + 0.3], color="tab:blue", linewidth=2)
+    left.set_yticks(range(len(names)), names)
+    left.invert_yaxis()
+    left.set(xlabel=metric.replace("_", " "), title="per head (dots: seeds; bar: mean)")
     labels = [f"{c['head']} - {c['reference']}" for c in comparisons]
     means = np.array([c["image_mean"] for c in comparisons])
     errors = np.array([[c["image_mean"] - c["image_ci_low"] for c in comparisons], [c["image_ci_high"] - c["image_mean"] for c in comparisons]])
     right.errorbar(means, range(len(labels)), xerr=errors if len(labels) else None, fmt="o", capsize=4)
     right.axvline(0, color="grey", linestyle=":")
     right.set_yticks(range(len(labels)), labels)
+    right.invert_yaxis()  # top to bottom in the table's order
+    right.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
     right.set(xlabel="mean per-image score difference, 95% bootstrap CI", title="paired comparisons")
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
+        figure.savefig(tmp, format="png", dpi=90)
     plt.close(figure)
 
 
