@@ -46,3 +46,27 @@ def test_paired_overhead_is_the_median_of_per_round_ratios():
     assert overhead["hebb"]["median"] == pytest.approx(0.10)  # the ratio of medians would say 0% (2.0 / 2.0)
     assert overhead["hebb"]["min"] == pytest.approx(0.0) and overhead["hebb"]["max"] == pytest.approx(0.10)
     assert overhead["none"] == {"median": 0.0, "q1": 0.0, "q3": 0.0, "min": 0.0, "max": 0.0}
+
+
+def test_full_size_folder_repeats_the_labelled_images_under_new_ids(tiny_data_template, tmp_path):
+    import full_size
+    import pandas as pd
+
+    from pipeline.data.layout import Layout
+    from pipeline.data.prep import prep
+
+    source = tiny_data_template / "data"  # 90 labelled images
+    out = full_size.build(source, tmp_path / "full", n_train=200, n_test=250)
+    train = pd.read_csv(out / "train.csv", dtype=str, keep_default_na=False)
+    test_ids = pd.read_csv(out / "sample_submission.csv", dtype=str)["id"]
+    assert len(train) == 200 and train["id"].is_unique and len(test_ids) == 250 and test_ids.is_unique
+    assert not set(train["id"]) & set(test_ids)  # no test id is also a train id
+    assert train["id"].str.fullmatch("[0-9a-f]{10}").all()  # the competition's id form
+    labels = pd.read_csv(source / "train.csv", dtype=str, keep_default_na=False)
+    first = labels.sort_values("id").iloc[0]
+    repeat = full_size.repeat_id(first["id"], 2)  # the 181st train image is the third copy of the first source id
+    assert train.set_index("id").loc[repeat, "rle_mask"] == first["rle_mask"]
+    src, dst = Layout(source), Layout(out)
+    assert dst.train_mask(repeat).read_bytes() == src.train_mask(first["id"]).read_bytes()
+    manifest = prep(out)  # a valid competition folder: prep reads every image and mask
+    assert (manifest["train_images"], manifest["test_images"]) == (200, 250)
