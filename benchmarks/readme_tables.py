@@ -156,6 +156,7 @@ RENDERERS = {
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
     "ablation-real": ablation("ablation-real"),
+    "ablation-synthetic": ablation("ablation-synthetic"),
     "mosaics": mosaics,
     "pseudo-synthetic": pseudo("synthetic"),
     "pseudo-real": pseudo("real"),
