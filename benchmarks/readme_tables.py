@@ -155,6 +155,7 @@ RENDERERS = {
     "run-cpu-demo": run_cpu_demo,
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
+    "options-cpu-scale": study("options-cpu-scale"),
     "ablation-real": ablation("ablation-real"),
     "ablation-synthetic": ablation("ablation-synthetic"),
     "mosaics": mosaics,
