@@ -39,8 +39,8 @@ def head_overhead() -> str:
     """Per U-Net and rule: plain autograd (before) vs the fused presynaptic path (after), end to end and alone."""
     from bench_heads import PLAIN
 
-    lines = ["| U-Net | head | before (plain autograd): step overhead; head alone, its extra cost as a share of a step "
-             "| after (fused): step overhead; head alone, its extra cost as a share of a step |", "|---|---|---|---|"]
+    lines = ["| U-Net | head | before (plain autograd): step overhead (paired by round); head alone, its extra cost as a share of a step "
+             "| after (fused): step overhead (paired by round); head alone, its extra cost as a share of a step |", "|---|---|---|---|"]
     for network, part in _json("benchmarks/results/latest.json")["heads"]["overhead"].items():
         overhead, alone, share = part["overhead_vs_none"], part["head_alone_s"], part["head_extra_share_of_step"]
 
