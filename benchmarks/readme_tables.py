@@ -54,6 +54,14 @@ def head_overhead() -> str:
     return "\n".join(lines) + "\n"
 
 
+def full_size() -> str:
+    """`./run.sh` on a competition-sized folder, from benchmarks/results/full-size-cpu.json (benchmarks/full_size.py)."""
+    result = _json("benchmarks/results/full-size-cpu.json")
+    stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in result["stage_seconds"].items() if k != "total")
+    return ("| data | wall time, fresh clone | stages | commit |\n|---|---|---|---|\n"
+            f"| {result['train_images']:,} train + {result['test_images']:,} test images | {result['wall_s'] / 60:.1f} min | {stages} | {result['commit']} |\n")
+
+
 def _gate(gate) -> str:
     text = describe_gate(gate)
     return f", {text}" if text else ""
@@ -156,6 +164,7 @@ RENDERERS = {
     "fresh-clone": fresh_clone,
     "head-design": study("head-design"),
     "options-cpu-scale": study("options-cpu-scale"),
+    "full-size": full_size,
     "ablation-real": ablation("ablation-real"),
     "ablation-synthetic": ablation("ablation-synthetic"),
     "mosaics": mosaics,
