@@ -25,7 +25,8 @@ from pathlib import Path
 import pandas as pd
 from common import ROOT, write_result
 
-from pipeline.data.layout import Layout
+from pipeline.data.layout import Layout, read_depths
+from pipeline.fileio import read_table
 
 
 def repeat_id(image_id: str, copy: int) -> str:
@@ -37,8 +38,8 @@ def build(dev: Path, out: Path, n_train: int, n_test: int) -> Path:
     src, dst = Layout(dev), Layout(out)
     if dst.train_csv.exists():
         return out
-    labels = pd.read_csv(src.train_csv, dtype=str, keep_default_na=False)
-    depths = dict(pd.read_csv(src.depths_csv, dtype={"id": str}).itertuples(index=False))
+    labels = read_table(src.train_csv, ("id", "rle_mask"))
+    depths = read_depths(src.depths_csv)
     ids = sorted(labels["id"])
     rle_of = dict(zip(labels["id"], labels["rle_mask"]))
     for folder in ("train/images", "train/masks", "test/images"):

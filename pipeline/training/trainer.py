@@ -322,8 +322,8 @@ def print_epoch(training: FoldTraining, row: dict) -> None:
 
 
 def time_left(history: list[dict], epochs: int) -> str:
-    """', about N min left in this fold': the epochs still to run at the mean length of the epochs run so far in
-    this process (a resumed fold's earlier epochs may come from another machine). '' when the fold is done."""
+    """', about N min left in this fold': the epochs still to run at the mean length of the epochs whose length
+    was recorded (epochs restored from an older checkpoint may have none). '' when the fold is done."""
     timed = [row["epoch_seconds"] for row in history if "epoch_seconds" in row]
     remaining = epochs - history[-1]["epoch"] if history else epochs
     if remaining <= 0 or not timed:
