@@ -72,6 +72,9 @@ class AugmentConfig:
     brightness_contrast: Probability = 0.3
     brightness_limit: Probability = 0.1
     contrast_limit: Probability = 0.1
+    # train on random crops of this side (px of the input geometry, a multiple of 2**encoder_depth): cheaper
+    # steps, so more of them in the same minutes; validation and inference see the whole input. None: no crop
+    crop: Annotated[int, Range(32, 1024)] | None = None
 
 
 @dataclass
@@ -257,6 +260,12 @@ def check_config(cfg: Config) -> Config:
     if cfg.model.decoder_attention == "scse" and min(cfg.model.decoder_channels) < 16:
         raise PipelineError(f"config: model.decoder_attention scse squeezes channels by 16: every model.decoder_channels width must be >= 16, "
                             f"got {cfg.model.decoder_channels}")
+    crop, stride = cfg.augment.crop, 2**cfg.model.encoder_depth
+    if crop is not None and (crop > cfg.data.input_size or crop % stride):
+        raise PipelineError(f"config: 'augment.crop' is {crop}; it must be at most data.input_size ({cfg.data.input_size}) and a multiple of "
+                            f"{stride} (2**model.encoder_depth), e.g. {max(stride, cfg.data.input_size * 3 // 4 // stride * stride)}")
+    if crop is not None and cfg.data.coord_channel:
+        raise PipelineError("config: 'augment.crop' with data.coord_channel would feed a crop the whole image's row coordinates; use one of them")
     if cfg.infer.checkpoint == "snapshots" and cfg.optim.schedule != "restarts":
         raise PipelineError("config: infer.checkpoint snapshots needs optim.schedule restarts (a snapshot is kept at the end of each cycle)")
     head = cfg.model.head

@@ -97,3 +97,17 @@ def test_original_placement_takes_the_original_rules_and_its_own_trace():
     with pytest.raises(PipelineError, match="carries its own trace"):
         load_config("smoke", ["model.head.placement=original", "model.head.episode=lifetime"])
     assert load_config("smoke", ["model.head.placement=original", "model.head.steps=1"]).model.head.placement == "original"
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["augment.crop=60"], r"'augment.crop' is 60; it must be at most data.input_size \(64\) and a multiple of 8"),
+        (["augment.crop=96"], r"'augment.crop' is 96; it must be at most data.input_size \(64\)"),
+        (["augment.crop=32", "data.coord_channel=true"], "'augment.crop' with data.coord_channel"),
+    ],
+)
+def test_training_crops_must_fit_the_input_and_the_encoder_stride(overrides, message):
+    with pytest.raises(PipelineError, match=message):
+        load_config("smoke", overrides)
+    assert load_config("smoke", ["augment.crop=32"]).augment.crop == 32

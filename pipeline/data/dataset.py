@@ -53,8 +53,8 @@ def to_original_geometry(probs: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
     return probs[:, 0, before : before + IMAGE_SIZE, before : before + IMAGE_SIZE]
 
 
-def extra_channels(depth: float, cfg: DataConfig) -> list[np.ndarray]:
-    size = cfg.input_size
+def extra_channels(depth: float, cfg: DataConfig, size: int | None = None) -> list[np.ndarray]:
+    size = size or cfg.input_size  # a training crop is smaller
     channels = []
     if cfg.depth_channel:
         channels.append(np.full((size, size), depth / 1000.0 - 0.5, np.float32))
@@ -65,7 +65,7 @@ def extra_channels(depth: float, cfg: DataConfig) -> list[np.ndarray]:
 
 def to_tensor(image: np.ndarray, depth: float, cfg: DataConfig) -> torch.Tensor:
     grey = (image.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
-    return torch.from_numpy(np.stack([grey] + extra_channels(depth, cfg)))
+    return torch.from_numpy(np.stack([grey] + extra_channels(depth, cfg, size=image.shape[0])))
 
 
 def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torch.Tensor:
@@ -80,6 +80,7 @@ def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torc
 def build_augmentation(cfg: Config, record: bool = False) -> A.Compose:
     """The training augmentation; `record` adds the list of transforms that fired to each output (tests)."""
     aug = cfg.augment
+    crop = [] if aug.crop is None else [A.RandomCrop(height=aug.crop, width=aug.crop, p=1.0)]
     return A.Compose(
         [
             A.HorizontalFlip(p=aug.hflip),
@@ -91,6 +92,7 @@ def build_augmentation(cfg: Config, record: bool = False) -> A.Compose:
                 p=aug.affine,
             ),
             A.RandomBrightnessContrast(brightness_limit=aug.brightness_limit, contrast_limit=aug.contrast_limit, p=aug.brightness_contrast),
+            *crop,
         ],
         save_applied_params=record,
     )
@@ -139,7 +141,9 @@ class SaltDataset(Dataset):
         item = {"image": to_tensor(image, float(self.depth[index]), self.cfg.data)}
         if mask is not None:
             item["mask"] = torch.from_numpy(mask[None].astype(np.float32))
-            item["empty"] = torch.tensor(float(self.masks[index].sum() == 0))
+            # the aux head's target: a crop can leave out all of an image's salt
+            empty = mask.sum() == 0 if self.cfg.augment.crop is not None and self.transform is not None else self.masks[index].sum() == 0
+            item["empty"] = torch.tensor(float(empty))
         if self.with_original_mask:
             item["original_mask"] = torch.from_numpy(np.asarray(self.masks[index], dtype=bool))
         return item

@@ -102,3 +102,31 @@ def test_persistent_workers_follow_the_epoch_set_in_the_main_process():
         reference.set_epoch(epoch)
         torch.testing.assert_close(seen[epoch], torch.stack([reference[i]["image"] for i in range(8)]))
     assert not torch.equal(seen[0], seen[1])
+
+
+def test_training_crops_are_windows_of_the_input_and_the_empty_target_follows_the_crop():
+    cfg = load_config("smoke", ["data.input_size=128", "data.resize=false", "augment.crop=64", "augment.hflip=0", "augment.affine=0",
+                                "augment.brightness_contrast=0", "data.depth_channel=true"])
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (1, 101, 101), dtype=np.uint8)
+    masks = np.zeros((1, 101, 101), bool)
+    masks[0, 40:50, 40:50] = True  # a small body: some 64 px windows of the 128 px input miss it (and its reflections)
+    train_set = SaltDataset(images, np.array([250.0]), cfg, masks, augment=True)
+    padded_image = batch_inputs(images, np.array([250.0]), cfg.data)[0, 0].numpy()
+    padded_mask = to_input_geometry(masks[0], cfg.data, is_mask=True)
+    empties = []
+    for epoch in range(40):
+        train_set.set_epoch(epoch)
+        item = train_set[0]
+        assert item["image"].shape == (2, 64, 64) and item["mask"].shape == (1, 64, 64)
+        assert item["image"][1].eq(250 / 1000 - 0.5).all()  # the depth channel is cut to the crop's size
+        crop = item["image"][0].numpy()
+        starts = [(top, left) for top in range(65) for left in range(65) if np.array_equal(padded_image[top : top + 64, left : left + 64], crop)]
+        assert len(starts) == 1, starts  # exactly one window of the padded input
+        top, left = starts[0]
+        np.testing.assert_array_equal(item["mask"][0].numpy().astype(bool), padded_mask[top : top + 64, left : left + 64])
+        assert float(item["empty"]) == float(item["mask"].sum() == 0)
+        empties.append(float(item["empty"]))
+    assert 0 < sum(empties) < len(empties)  # crops with and without the salt both occur
+    whole = SaltDataset(images, np.array([250.0]), cfg, masks)[0]  # validation and inference: the whole input
+    assert whole["image"].shape == (2, 128, 128) and float(whole["empty"]) == 0.0
