@@ -146,6 +146,9 @@ class TrainConfig:
     checkpoint_every: Count = 1  # write last.pt every k epochs (and after the last one)
     sync_every: Count = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
     max_steps_per_epoch: Count | None = None
+    # decay of an exponential moving average of the weights and BatchNorm statistics, updated after every
+    # optimizer step and saved as ema.pt each epoch (predict from it with infer.checkpoint ema). None: off
+    ema: Annotated[float, Range(0.0, 1.0, low_open=True, high_open=True)] | None = None
 
 
 @dataclass
@@ -155,7 +158,8 @@ class InferConfig:
     # score and the OOF-tuned threshold are honest) | best (the epoch with the best validation metric: chosen
     # on the very images its OOF predictions score, so its OOF is optimistic)
     # snapshots: every fold's models at the end of each cosine cycle (optim.schedule restarts), averaged
-    checkpoint: Literal["last", "best", "snapshots"] = "last"
+    # ema: the moving average of the weights at the last epoch (train.ema), not chosen on any image either
+    checkpoint: Literal["last", "best", "snapshots", "ema"] = "last"
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
     thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
     min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
@@ -266,6 +270,8 @@ def check_config(cfg: Config) -> Config:
                             f"{stride} (2**model.encoder_depth), e.g. {max(stride, cfg.data.input_size * 3 // 4 // stride * stride)}")
     if crop is not None and cfg.data.coord_channel:
         raise PipelineError("config: 'augment.crop' with data.coord_channel would feed a crop the whole image's row coordinates; use one of them")
+    if cfg.infer.checkpoint == "ema" and cfg.train.ema is None:
+        raise PipelineError("config: infer.checkpoint ema needs train.ema (the decay of the weight average, e.g. 0.99)")
     if cfg.infer.checkpoint == "snapshots" and cfg.optim.schedule != "restarts":
         raise PipelineError("config: infer.checkpoint snapshots needs optim.schedule restarts (a snapshot is kept at the end of each cycle)")
     head = cfg.model.head

@@ -111,3 +111,11 @@ def test_training_crops_must_fit_the_input_and_the_encoder_stride(overrides, mes
     with pytest.raises(PipelineError, match=message):
         load_config("smoke", overrides)
     assert load_config("smoke", ["augment.crop=32"]).augment.crop == 32
+
+
+def test_the_ema_checkpoint_needs_a_weight_average_and_its_decay_is_a_fraction():
+    with pytest.raises(PipelineError, match="infer.checkpoint ema needs train.ema"):
+        load_config("smoke", ["infer.checkpoint=ema"])
+    with pytest.raises(PipelineError, match="train.ema"):
+        load_config("smoke", ["train.ema=1.0"])
+    assert load_config("smoke", ["infer.checkpoint=ema", "train.ema=0.99"]).train.ema == 0.99

@@ -32,7 +32,7 @@ def restore_rng(state: dict, device: torch.device) -> None:
 
 
 def fold_checkpoints(cfg: Config, fold_dir: Path) -> list[Path]:
-    """The checkpoint(s) of a fold that infer.checkpoint names: last.pt, best.pt, or every snapshot_C.pt."""
+    """The checkpoint(s) of a fold that infer.checkpoint names: last.pt, best.pt, ema.pt, or every snapshot_C.pt."""
     if cfg.infer.checkpoint == "snapshots":
         return sorted(Path(fold_dir).glob("snapshot_*.pt"))
     return [Path(fold_dir) / f"{cfg.infer.checkpoint}.pt"]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -148,6 +149,8 @@ class FoldTraining:
         # DDP broadcasts rank 0's buffers (BatchNorm statistics) each forward; lifetime traces are all-reduced
         # by the heads after each step, so every rank holds the same trace either way
         self.reduce = distributed.all_reduce_mean if self.ctx.enabled else None
+        # train.ema: a moving average of the weights and buffers (BatchNorm statistics, lifetime traces)
+        self.ema = None if cfg.train.ema is None else AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
 
     @property
     def last_path(self) -> Path:
@@ -156,6 +159,10 @@ class FoldTraining:
     @property
     def best_path(self) -> Path:
         return self.fold_dir / "best.pt"
+
+    @property
+    def ema_path(self) -> Path:
+        return self.fold_dir / "ema.pt"
 
     # ----- resume -----------------------------------------------------------------------------------
     def resume_state(self) -> dict:
@@ -170,6 +177,7 @@ class FoldTraining:
             "epochs": self.epochs,
             "best": self.best,
             "history": self.history,
+            "ema": None if self.ema is None else self.ema.state_dict(),
             "rng": rng,  # one entry per rank
         }
 
@@ -181,6 +189,8 @@ class FoldTraining:
         if state["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])  # else: saved by a disabled scaler (bf16/CPU), start afresh
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
+        if self.ema is not None:  # a run's config cannot change under it (prepare_run_dir), so last.pt holds the average
+            self.ema.load_state_dict(state["ema"])
         saved_rng = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
         if len(saved_rng) == self.ctx.world_size:
             restore_rng(saved_rng[self.ctx.rank], self.ctx.device)
@@ -221,6 +231,8 @@ class FoldTraining:
             self.scheduler.step()
             for head in self.heads:
                 head.consolidate(self.reduce)
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             step_losses.append(loss.detach())
             seen += len(images)
             if len(step_losses) % sync_every == 0:
@@ -289,6 +301,8 @@ def write_checkpoints(training: FoldTraining, row: dict) -> None:
         return
     if row["improved"]:  # the model alone: best.pt is for prediction, last.pt for resuming
         save_checkpoint(training.best_path, cfg, {"model": training.model.state_dict(), "epoch": training.epoch, "best": training.best})
+    if training.ema is not None:  # the average alone, in the model's own keys: predicted from like best.pt
+        save_checkpoint(training.ema_path, cfg, {"model": training.ema.module.state_dict(), "epoch": training.epoch})
     if due:
         save_checkpoint(training.last_path, cfg, resume_state)
 

@@ -59,13 +59,13 @@ def test_resume_runs_only_the_remaining_epochs_and_matches_an_unbroken_run(workd
     ]
 
 
-@pytest.mark.parametrize("checkpoint", ["last", "best"])
+@pytest.mark.parametrize("checkpoint", ["last", "best", "ema"])
 def test_oof_is_the_named_checkpoint_predicting_its_validation_images(workdir, checkpoint):
     from pipeline.data.prep import load_train_cache
     from pipeline.models.factory import build_model
     from pipeline.models.predict import predict_probs
 
-    cfg = smoke("train.epochs=3", f"infer.checkpoint={checkpoint}", "train.device=cpu")
+    cfg = smoke("train.epochs=3", f"infer.checkpoint={checkpoint}", "train.device=cpu", "train.ema=0.5")
     trainer.train(cfg, workdir / "runs" / "r", folds=[1])
     fold_dir = workdir / "runs" / "r" / "fold_1"
     oof = np.load(fold_dir / "oof.npy")
@@ -79,7 +79,7 @@ def test_oof_is_the_named_checkpoint_predicting_its_validation_images(workdir, c
     expected = predict_probs(model, train_set.images[split.val_index], train_set.depth[split.val_index], cfg, torch.device("cpu"),
                              views=cfg.infer.tta)
     np.testing.assert_allclose(oof.astype(np.float32), expected, atol=1e-3)  # float16 storage
-    other = "best" if checkpoint == "last" else "last"
+    other = "best" if checkpoint != "best" else "last"
     other_state = load_checkpoint(fold_dir / f"{other}.pt")
     if other_state["epoch"] != load_checkpoint(fold_dir / f"{checkpoint}.pt")["epoch"]:
         model.load_state_dict(other_state["model"])
@@ -286,6 +286,34 @@ def test_snapshot_ensemble_keeps_each_cycles_model_and_averages_them(workdir):
     assert np.abs(each[0] - each[1]).max() > 1e-3
     np.testing.assert_allclose(np.load(fold_dir / "oof.npy").astype(np.float32), (each[0] + each[1]) / 2, atol=1e-3)
     assert infer(workdir / "runs" / "snap")["folds"] == [0, 1, 2]
+
+
+def test_ema_checkpoint_is_the_moving_average_of_every_steps_weights_and_resumes_exactly(workdir):
+    # one step per epoch, so the epoch-end callback sees the weights after every optimizer step
+    cfg = smoke("train.epochs=4", "train.max_steps_per_epoch=1", "train.ema=0.6", "train.device=cpu", "model.aux_head=true")
+    steps = []
+
+    def record(training, row):
+        steps.append({key: value.detach().clone() for key, value in training.model.state_dict().items()})
+
+    trainer.train(cfg, workdir / "runs" / "whole", folds=[0], callbacks=(record,))
+    expected = steps[0]  # the first update copies the weights
+    for weights in steps[1:]:
+        expected = {key: 0.6 * expected[key] + 0.4 * value for key, value in weights.items()}
+    whole = load_checkpoint(workdir / "runs" / "whole" / "fold_0" / "ema.pt")
+    assert whole["epoch"] == 4 and whole["model"].keys() == expected.keys()
+    floats = [key for key, value in steps[-1].items() if value.is_floating_point()]
+    assert any("running_var" in key for key in floats)  # BatchNorm statistics are averaged too
+    for key in floats:
+        torch.testing.assert_close(whole["model"][key], expected[key], rtol=1e-5, atol=1e-6, msg=key)
+    last = load_checkpoint(workdir / "runs" / "whole" / "fold_0" / "last.pt")["model"]
+    assert max(float((whole["model"][key] - last[key]).abs().max()) for key in floats) > 1e-3  # the average is not the last weights
+    with pytest.raises(trainer.InterruptTraining):
+        trainer.train(cfg, workdir / "runs" / "broken", folds=[0], callbacks=(EpochRecorder(stop_after=2),))
+    trainer.train(cfg, workdir / "runs" / "broken", folds=[0], resume=True)
+    resumed = load_checkpoint(workdir / "runs" / "broken" / "fold_0" / "ema.pt")["model"]
+    for key, value in whole["model"].items():
+        assert torch.equal(value, resumed[key]), key
 
 
 def test_a_step_budget_sizes_the_epochs_to_the_data_and_the_recipe_names_its_folds(workdir):
