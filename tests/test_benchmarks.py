@@ -70,3 +70,36 @@ def test_full_size_folder_repeats_the_labelled_images_under_new_ids(tiny_data_te
     assert dst.train_mask(repeat).read_bytes() == src.train_mask(first["id"]).read_bytes()
     manifest = prep(out)  # a valid competition folder: prep reads every image and mask
     assert (manifest["train_images"], manifest["test_images"]) == (200, 250)
+
+
+def test_ensemble_ceiling_averages_probabilities_in_the_carves_order(tmp_path):
+    import ensemble_ceiling
+    import numpy as np
+
+    from pipeline.competition.rle import encode
+    from pipeline.fileio import PipelineError
+
+    truth = np.zeros((2, 101, 101), bool)
+    truth[0, 20:70, 20:70] = True  # image "a" has salt, image "b" none
+    (tmp_path / "carve").mkdir()
+    (tmp_path / "carve" / "test_truth.csv").write_text(f"id,rle_mask\na,{encode(truth[0])}\nb,\n")
+    confident = np.zeros((2, 101, 101), np.float32)
+    confident[0, 20:70, 20:70] = 0.9  # right on "a"
+    confident[1, :10, :10] = 0.7  # a false mask on the empty "b": scores 0
+    timid = np.full((2, 101, 101), 0.2, np.float32)  # predicts both empty: wrong on "a", right on "b"
+    timid[1] = 0.0
+    for name, probs in {"confident": confident, "timid": timid}.items():
+        run = tmp_path / name
+        run.mkdir()
+        (run / "test_ids.csv").write_text("id\nb\na\n")  # the runs list the images in another order
+        np.save(run / "test_probs.npy", probs[::-1])
+    ids = ["a", "b"]
+    probs = {name: ensemble_ceiling.run_probs(tmp_path / name, ids) for name in ("confident", "timid")}
+    result = ensemble_ceiling.ceiling(truth, probs)
+    assert result["alone"] == {"confident": 0.5, "timid": 0.5}
+    # the mean is 0.55 on "a"'s salt and 0.35 on "b"'s false patch: both images right
+    assert result["averaged"]["2"]["mean_over_subsets"] == 1.0
+    rows = {row["coverage_class"]: row for row in result["by_coverage_class"]["rows"]}
+    assert rows[0]["score"] == 0.0 and rows[3]["score"] == 1.0 and rows["all"]["images"] == 2
+    with pytest.raises(PipelineError, match="other test images"):
+        ensemble_ceiling.run_probs(tmp_path / "confident", ["a", "c"])
