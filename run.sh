@@ -6,6 +6,7 @@
 #   ./run.sh --force      redo every stage (the data folder is left alone)
 #   ./run.sh gpus         the GPU count the main job will use (an error if nvidia-smi and torch disagree)
 #   PRESET=NAME ./run.sh  train with that preset (default: gpu-full with a GPU, cpu-demo without)
+#   SET='KEY=VALUE;KEY=VALUE' RUN=NAME ./run.sh   the preset with config overrides (train --set), as run NAME
 set -euo pipefail
 cd "$(dirname "$0")"
 export NO_ALBUMENTATIONS_UPDATE=1 HF_HUB_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -72,13 +73,19 @@ main_job() {
   preset=${PRESET:-$([ "$gpus" -gt 0 ] && echo gpu-full || echo cpu-demo)}
   echo; echo "== preset: $preset ($gpus GPU(s) visible to torch) =="
   local run=${RUN:-$preset}
+  local sets=() part parts=()
+  IFS=';' read -ra parts <<<"${SET:-}"
+  for part in ${parts[@]+"${parts[@]}"}; do
+    if [ -n "$part" ]; then sets+=(--set "$part"); fi
+  done
+  if [ ${#sets[@]} -gt 0 ]; then echo "== overrides: ${SET} (run $run) =="; fi
   [ $force = 1 ] && rm -rf "runs/$run"
   if [ "$gpus" -gt 1 ]; then
     echo; echo "== train (torchrun, $gpus GPUs) =="
     timed train py -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
-      -m pipeline -- train --config "$preset" --run "$run" --data "$DATA" --resume
+      -m pipeline -- train --config "$preset" --run "$run" --data "$DATA" --resume ${sets[@]+"${sets[@]}"}
   else
-    stage train --config "$preset" --run "$run" --data "$DATA" --resume
+    stage train --config "$preset" --run "$run" --data "$DATA" --resume ${sets[@]+"${sets[@]}"}
   fi
   if [ $force = 1 ]; then stage infer --run "$run" --force; else stage infer --run "$run"; fi
 
@@ -123,7 +130,7 @@ case "${1:-}" in
     gpu_count
     ;;
   -h|--help)
-    sed -n '2,8p' "$0"
+    sed -n '2,9p' "$0"
     ;;
   *)
     setup
