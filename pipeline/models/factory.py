@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import segmentation_models_pytorch as smp
-from segmentation_models_pytorch.encoders._utils import patch_first_conv
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -14,6 +13,7 @@ from torch.nn import functional as F
 from pipeline.config import Config
 from pipeline.fileio import PipelineError
 from pipeline.models.plastic import PlasticHead
+from pipeline.models.pretrained import SHIPPED, convert_by_order, load_shipped
 
 
 def input_channels(cfg: Config) -> int:
@@ -105,27 +105,49 @@ def build_model(cfg: Config) -> SaltNet:
             raise PipelineError(f"config: model.head.input preact needs a decoder block ending in ReLU, found {last[-1].__class__.__name__}")
         last[-1] = nn.Identity()
     unet.segmentation_head = PlasticHead(model_cfg.decoder_channels[-1], 1, model_cfg.head, cfg.data.input_size)
-    if model_cfg.encoder_weights and model_cfg.encoder_weights != "imagenet":
+    if model_cfg.encoder_weights in SHIPPED:
+        load_shipped_weights(unet.encoder, model_cfg.encoder, model_cfg.encoder_weights)
+    elif model_cfg.encoder_weights and model_cfg.encoder_weights != "imagenet":
         load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))
     return SaltNet(unet, Hypercolumn(list(model_cfg.decoder_channels)) if model_cfg.hypercolumn else None)
 
 
-def adapt_first_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """An RGB first-convolution weight for `in_channels` inputs, by smp's own rule (patch_first_conv, as when
-    smp loads ImageNet weights into a 1- or 2-channel encoder): 1 channel sums R, G and B; N channels copy
-    R, G, B, R, ... and scale by 3/N."""
-    conv = nn.Conv2d(3, weight.shape[0], tuple(weight.shape[2:]), bias=False)
-    with torch.no_grad():
-        conv.weight.copy_(weight)
-    patch_first_conv(nn.Sequential(conv), new_in_channels=in_channels, default_in_channels=3, pretrained=True)
-    return conv.weight.detach()
+def adapt_first_conv(weight: torch.Tensor, in_channels: int, scale: float = 1.0) -> torch.Tensor:
+    """An RGB first-convolution weight for `in_channels` inputs that keeps the ImageNet response: the grey
+    channel gets R + G + B (smp's rule for one channel: a grey image looks to the stem as the same grey in RGB),
+    extra channels (depth, row coordinate) start at zero, so adding them leaves the pretrained stem as it was
+    until training gives them a use. `scale` folds the weights' own input scaling into the filters."""
+    adapted = weight.new_zeros((weight.shape[0], in_channels, *weight.shape[2:]))
+    adapted[:, 0] = weight.sum(dim=1) * scale
+    return adapted
+
+
+def _load_into(encoder: nn.Module, state: dict[str, torch.Tensor], source: str, scale: float = 1.0) -> None:
+    """Load an encoder state dict whose 3-channel first convolutions are adapted to the model's input channels
+    (adapt_first_conv); every other tensor must match in shape."""
+    own = encoder.state_dict()
+    # the stem is the encoder's first convolution; adapted even at 3 inputs (grey, depth, row), which are no RGB
+    stem = next(key for key, value in own.items() if value.ndim == 4)
+    adapted = {}
+    for key, value in state.items():
+        if key not in own:
+            continue
+        target = own[key]
+        if key == stem and value.ndim == 4 and value.shape[1] == 3 and value.shape[0] == target.shape[0]:
+            value = adapt_first_conv(value, target.shape[1], scale)
+        if value.shape != target.shape:
+            raise PipelineError(f"encoder weights {source}: '{key}' has shape {tuple(value.shape)}, the encoder needs {tuple(target.shape)}")
+        adapted[key] = value
+    missing = sorted(set(own) - set(adapted))
+    if missing:
+        raise PipelineError(f"encoder weights {source} lack {len(missing)} encoder tensors (first: {missing[0]}); is it for '{encoder.__class__.__name__}'?")
+    encoder.load_state_dict(adapted)
 
 
 def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
-    """Load a local encoder state dict (torch or safetensors). 3-channel first convolutions are adapted to the
-    model's input channels by smp's rule (adapt_first_conv)."""
+    """Load a local encoder state dict (torch or safetensors), adapted to the input channels (adapt_first_conv)."""
     if not path.is_file():
-        raise PipelineError(f"encoder weights file {path} does not exist; set model.encoder_weights to a local file or null")
+        raise PipelineError(f"encoder weights file {path} does not exist; set model.encoder_weights to a local file, a shipped name ({', '.join(SHIPPED)}) or null")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -136,21 +158,16 @@ def load_encoder_weights(encoder: nn.Module, path: Path) -> None:
     except Exception as error:  # any unreadable file gets the same one-line answer
         raise PipelineError(f"encoder weights file {path} cannot be read ({error}); re-download it elsewhere and copy it here") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
-    own = encoder.state_dict()
-    adapted = {}
-    for key, value in state.items():
-        if key not in own:
-            continue
-        target = own[key]
-        if value.ndim == 4 and target.ndim == 4 and value.shape[1] == 3 and target.shape[1] != 3 and value.shape[0] == target.shape[0]:
-            value = adapt_first_conv(value, target.shape[1])
-        if value.shape != target.shape:
-            raise PipelineError(f"encoder weights {path}: '{key}' has shape {tuple(value.shape)}, the encoder needs {tuple(target.shape)}")
-        adapted[key] = value
-    missing = sorted(set(own) - set(adapted))
-    if missing:
-        raise PipelineError(f"encoder weights {path} lack {len(missing)} encoder tensors (first: {missing[0]}); is it for '{encoder.__class__.__name__}'?")
-    encoder.load_state_dict(adapted)
+    _load_into(encoder, state, str(path))
+
+
+def load_shipped_weights(encoder: nn.Module, encoder_name: str, name: str) -> None:
+    """ImageNet weights from an installed package (pipeline.models.pretrained), keys converted by position."""
+    spec = SHIPPED[name]
+    if encoder_name != spec.encoder:
+        raise PipelineError(f"config: model.encoder_weights {name} fits model.encoder {spec.encoder}, not {encoder_name}; set model.encoder={spec.encoder}")
+    state = convert_by_order(load_shipped(name), encoder.state_dict(), name)
+    _load_into(encoder, state, name, spec.input_scale)
 
 
 def count_parameters(model: nn.Module) -> int:

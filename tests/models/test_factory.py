@@ -26,10 +26,8 @@ def test_local_encoder_weights_are_loaded_and_adapted_to_the_input_channels_by_s
     for key, value in ours.items():
         if value.ndim == 4 and value.shape[1] != 3 and theirs[key].shape[1] == 3:
             rgb_weight = theirs[key]
-            if value.shape[1] == 1:  # grey: R + G + B
-                expected = rgb_weight.sum(dim=1, keepdim=True)
-            else:  # grey + depth: R and G, scaled by 3/2 (smp's patch_first_conv)
-                expected = rgb_weight[:, :2] * 1.5
+            # grey: R + G + B (smp's rule for one channel); depth starts at zero, so the stem's response is kept
+            expected = torch.cat([rgb_weight.sum(dim=1, keepdim=True), torch.zeros_like(rgb_weight[:, : value.shape[1] - 1])], dim=1)
             torch.testing.assert_close(value, expected)
             adapted += 1
         else:

@@ -1,0 +1,73 @@
+"""The shipped ImageNet weights are real and their conversion right: timm's classifier, loaded through
+convert_by_order, labels sklearn's sample photographs as ImageNet does; the U-Net's stem keeps that response."""
+
+import numpy as np
+import pytest
+import timm
+import torch
+from sklearn.datasets import load_sample_image
+
+from pipeline.config import load_config
+from pipeline.fileio import PipelineError
+from pipeline.models.factory import build_model
+from pipeline.models.pretrained import SHIPPED, convert_by_order, load_shipped
+
+DAISY = 985
+CHURCH_LIKE = {442, 497, 663, 832}  # bell cote, church, monastery, stupa
+
+
+def _imagenet_input(name: str) -> torch.Tensor:
+    """A 224 px centre crop of sklearn's sample image, scaled to [-1, 1] as the TF Lite weights expect."""
+    image = load_sample_image(name)
+    side = min(image.shape[:2])
+    top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    crop = torch.from_numpy(image[top : top + side, left : left + side].copy()).permute(2, 0, 1).float()[None] / 255.0
+    crop = torch.nn.functional.interpolate(crop, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+    return (crop - 0.5) / 0.5
+
+
+@pytest.fixture(scope="module")
+def lite0_classifier():
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    model.load_state_dict(convert_by_order(load_shipped("efficientnet-lite0"), model.state_dict(), "efficientnet-lite0"))
+    return model.eval()
+
+
+def test_converted_lite0_weights_label_sklearn_photographs_as_imagenet_does(lite0_classifier):
+    with torch.no_grad():
+        flower = lite0_classifier(_imagenet_input("flower.jpg"))[0]
+        china = lite0_classifier(_imagenet_input("china.jpg"))[0]
+    assert int(flower.argmax()) == DAISY
+    assert set(china.topk(5).indices.tolist()) & CHURCH_LIKE
+    assert float(flower.softmax(0)[DAISY]) > 0.1  # 0.21 measured: far from chance (0.001), not a lucky argmax
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_file_converts_onto_its_encoder_by_count_order_and_shape(name):
+    model = build_model(load_config("smoke", [f"model.encoder={SHIPPED[name].encoder}", f"model.encoder_weights={name}"]))
+    source = load_shipped(name)
+    stem = next(iter(source.values()))
+    # the grey stem filter is R + G + B, halved: the pipeline's input is twice the [-1, 1] scaling of the weights
+    torch.testing.assert_close(model.unet.encoder.state_dict()["model.conv_stem.weight"][:, 0], stem.sum(dim=1) * 0.5)
+
+
+def test_extra_channels_start_at_zero_and_the_stem_keeps_the_imagenet_response(lite0_classifier):
+    cfg = load_config("smoke", ["model.encoder=tu-tf_efficientnet_lite0", "model.encoder_weights=efficientnet-lite0", "data.depth_channel=true", "data.coord_channel=true"])
+    stem = build_model(cfg).unet.encoder.model.conv_stem
+    assert stem.weight.shape[1] == 3 and torch.count_nonzero(stem.weight[:, 1:]) == 0
+    grey = torch.rand(1, 1, 64, 64)
+    pipeline_input = torch.cat([(grey - 0.5) / 0.25, torch.randn(1, 2, 64, 64)], dim=1)  # depth and row channels: any values
+    imagenet_input = ((grey - 0.5) / 0.5).expand(1, 3, 64, 64)  # the same grey image, in RGB at [-1, 1]
+    with torch.no_grad():
+        torch.testing.assert_close(stem(pipeline_input), lite0_classifier.conv_stem(imagenet_input), atol=1e-4, rtol=1e-4)
+
+
+def test_shipped_weights_refuse_a_foreign_encoder():
+    with pytest.raises(PipelineError, match="fits model.encoder tu-tf_efficientnet_lite0, not"):
+        build_model(load_config("smoke", ["model.encoder_weights=efficientnet-lite0"]))
+    lite0 = build_model(load_config("smoke", ["model.encoder=tu-tf_efficientnet_lite0", "model.encoder_depth=5", "model.decoder_channels=[16,8,8,8,8]"]))
+    with pytest.raises(PipelineError, match="'_blocks.3._depthwise_conv.weight' .* does not fit"):  # lite1 has one block more
+        convert_by_order(load_shipped("efficientnet-lite1"), lite0.unet.encoder.state_dict(), "efficientnet-lite1")
+    lite2 = build_model(load_config("smoke", ["model.encoder=tu-tf_efficientnet_lite2", "model.encoder_depth=5", "model.decoder_channels=[16,8,8,8,8]"]))
+    with pytest.raises(PipelineError, match="247 tensors, the encoder needs"):
+        convert_by_order(load_shipped("efficientnet-lite0"), lite2.unet.encoder.state_dict(), "efficientnet-lite0")
