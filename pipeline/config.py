@@ -130,6 +130,9 @@ class OptimConfig:
     # learning rate of the plasticity parameters (alpha, eta, modulator) as a multiple of lr, without weight
     # decay: their gradients scale with eta^2 and are otherwise too small to move them
     plastic_lr_scale: Annotated[float, Range(0.0, 1e4, low_open=True)] = 1.0
+    # learning rate of the encoder as a multiple of lr (discriminative lr): below 1 keeps pretrained features
+    # closer to their ImageNet start while the decoder and heads, which start random, learn at the full rate
+    encoder_lr_scale: Annotated[float, Range(0.0, 1e4, low_open=True)] = 1.0
 
 
 @dataclass

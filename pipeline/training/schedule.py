@@ -21,15 +21,27 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int, cycles: int, m
 PLASTIC_PARAMETERS = ("alpha", "eta_logit", "modulator.")  # names inside PlasticHead
 
 
+ENCODER_PREFIX = "unet.encoder."  # SaltNet's encoder parameters
+
+
 def parameter_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict]:
-    """The network (lr, weight decay) first, then the plasticity parameters (lr * plastic_lr_scale, no decay)."""
-    network, plastic = [], []
+    """The network (lr, weight decay) first; the encoder in its own group at lr * encoder_lr_scale when that
+    is not 1; then the plasticity parameters (lr * plastic_lr_scale, no decay)."""
+    network, encoder, plastic = [], [], []
+    split_encoder = cfg.encoder_lr_scale != 1.0
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         last = name.rsplit("segmentation_head.", 1)[-1] if "segmentation_head." in name else ""
-        (plastic if last.startswith(PLASTIC_PARAMETERS) else network).append(parameter)
+        if last.startswith(PLASTIC_PARAMETERS):
+            plastic.append(parameter)
+        elif split_encoder and name.startswith(ENCODER_PREFIX):
+            encoder.append(parameter)
+        else:
+            network.append(parameter)
     groups = [{"params": network, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if encoder:
+        groups.append({"params": encoder, "lr": cfg.lr * cfg.encoder_lr_scale, "weight_decay": cfg.weight_decay})
     if plastic:
         groups.append({"params": plastic, "lr": cfg.lr * cfg.plastic_lr_scale, "weight_decay": 0.0})
     return groups

@@ -73,6 +73,28 @@ def test_plasticity_parameters_get_their_own_learning_rate_and_no_weight_decay()
     assert len(network["params"]) + len(plastic["params"]) == len(list(model.parameters()))
 
 
+def test_encoder_learning_rate_scale_puts_exactly_the_encoder_in_its_own_group_and_moves_it_less():
+    from pipeline.training.schedule import build_optimizer, build_scheduler
+
+    cfg = load_config("smoke", ["optim.lr=0.002", "optim.encoder_lr_scale=0.1", "optim.warmup_epochs=0"])
+    model = build_model(cfg)
+    network, encoder = build_optimizer(model, cfg.optim).param_groups[:2]
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in encoder["params"]} == {n for n, _ in model.unet.encoder.named_parameters(prefix="unet.encoder")}
+    assert all(not names[id(p)].startswith("unet.encoder.") for p in network["params"])
+    assert encoder["lr"] == pytest.approx(0.0002) and network["lr"] == pytest.approx(0.002)
+    assert encoder["weight_decay"] == network["weight_decay"] == cfg.optim.weight_decay
+    # the scheduler keeps the ratio: after a step of the cosine, the encoder's rate is still a tenth
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, steps_per_epoch=10, epochs=2)
+    optimizer.step()
+    scheduler.step()
+    rates = [group["lr"] for group in optimizer.param_groups]
+    assert rates[1] == pytest.approx(rates[0] * 0.1) and rates[0] < 0.002
+    # at scale 1 there is one network group, as before the option existed
+    assert len(build_optimizer(model, load_config("smoke").optim).param_groups) == len(build_optimizer(model, cfg.optim).param_groups) - 1
+
+
 def test_imagenet_weights_offline_is_one_line_naming_the_local_file_alternative(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PipelineError, match="offline.*model.encoder_weights=path/to/weights.pth"):
