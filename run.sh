@@ -27,6 +27,14 @@ setup() {
   cp requirements.txt .venv/.requirements.installed
 }
 
+# the test-only pins (requirements-dev.txt) on top, for `./run.sh test`
+setup_dev() {
+  cmp -s requirements-dev.txt .venv/.requirements-dev.installed && return
+  echo "installing the test-only requirements (requirements-dev.txt)..."
+  .venv/bin/python -m pip install -q -q --disable-pip-version-check -r requirements-dev.txt
+  cp requirements-dev.txt .venv/.requirements-dev.installed
+}
+
 py() { .venv/bin/python "$@"; }
 
 # GPUs torch can use; fails loudly when nvidia-smi sees GPUs that torch cannot (driver too old for the
@@ -119,6 +127,7 @@ case "${1:-}" in
   test)
     shift
     setup
+    setup_dev
     py -m pytest -q -p no:cacheprovider tests "$@"
     ;;
   ""|--force)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +21,7 @@ from pipeline.fileio import atomic_path, read_table, write_text  # noqa: E402
 
 # plots keep their pixels up to the page width and shrink beyond it; long paths wrap: nothing overflows a 1280 px window
 PAGE_STYLE = ("body{font-family:sans-serif;max-width:1240px;margin:0 auto;padding:0 16px}"
-              "img{max-width:100%;height:auto}h1,h2,p{overflow-wrap:anywhere}")
+              "img{max-width:100%;height:auto}h1,h2,p,li{overflow-wrap:anywhere}")
 HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs")
 
 
@@ -123,6 +124,19 @@ def headline(run_dir: Path) -> str:
     return f"local test score {test['score']:.4f} on {test['images']} images (all-empty {test['all_empty_score']:.4f}); submission: {test['submission']}"
 
 
+def artefact_links(run_dir: Path, out: Path) -> list[tuple[str, str]]:
+    """(label, href relative to the report folder) for the run's files that exist: config, post-processing,
+    summary, each fold's metrics, and the scored submission (summary.json's path, relative to the cwd)."""
+    files = [run_dir / "config.yaml", run_dir / "postprocess.json", run_dir / "summary.json"]
+    files += sorted(run_dir.glob("fold_*/metrics.csv"))
+    links = [(str(path.relative_to(run_dir)), os.path.relpath(path, out)) for path in files if path.exists()]
+    summary = run_dir / "summary.json"
+    submission = json.loads(summary.read_text()).get("test", {}).get("submission") if summary.exists() else None
+    if submission and Path(submission).exists():
+        links.insert(0, (f"submission {Path(submission).name}", os.path.relpath(Path(submission).resolve(), out.resolve())))
+    return links
+
+
 def report(run_dir: Path, force: bool = False) -> Path:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
@@ -153,7 +167,9 @@ def report(run_dir: Path, force: bool = False) -> Path:
         f"{len(curves)} folds, OOF score {scores.mean():.4f} at threshold {post['best_threshold']}, min area {post['best_min_area']}"
     )
     body = "\n".join(f"<h2>{html.escape(title)}</h2>\n<img src=\"{name}\" alt=\"{html.escape(title)}\">" for title, name in sections)
-    page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(run_dir.name)}</title>\n<style>{PAGE_STYLE}</style></head>\n<body>\n"
+    items = "".join(f"<li><a href=\"{html.escape(href)}\">{html.escape(label)}</a></li>" for label, href in artefact_links(run_dir, out))
+    body += f"\n<h2>Files</h2>\n<ul>{items}</ul>"
+    page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(run_dir.name)}</title>\n<style>{PAGE_STYLE}</style></head>\n<body>\n"
             f"<h1>{html.escape(headline(run_dir))}</h1>\n<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
     write_text(out / "index.html", page)
     return out / "index.html"
