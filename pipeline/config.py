@@ -107,6 +107,9 @@ class ModelConfig:
     decoder_attention: Literal["none", "scse"] = "none"  # scse: concurrent spatial and channel squeeze & excitation
     hypercolumn: bool = False  # the head reads every decoder stage (upsampled, concatenated, fused by 1x1 conv+BN+ReLU)
     aux_head: bool = False  # empty-mask classification head on the deepest encoder features
+    # keep the encoder's BatchNorm layers in eval mode while training: pretrained running statistics are used and
+    # not updated (affine weights still learn)
+    freeze_encoder_bn: bool = False
     head: HeadConfig = field(default_factory=HeadConfig)
 
 

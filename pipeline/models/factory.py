@@ -37,14 +37,25 @@ class Hypercolumn(nn.Module):
 class SaltNet(nn.Module):
     """U-Net + plastic head; returns (mask logits (B,1,H,W), empty-mask logit (B,) or None)."""
 
-    def __init__(self, unet: smp.Unet, hypercolumn: Hypercolumn | None = None):
+    def __init__(self, unet: smp.Unet, hypercolumn: Hypercolumn | None = None, freeze_encoder_bn: bool = False):
         super().__init__()
         self.unet = unet
         self.hypercolumn = hypercolumn
+        self.freeze_encoder_bn = freeze_encoder_bn
         self._stages: list[torch.Tensor] = []
         if hypercolumn is not None:
             for block in unet.decoder.blocks:
                 block.register_forward_hook(lambda _module, _args, output: self._stages.append(output))
+
+    def train(self, mode: bool = True):
+        """As nn.Module.train; with freeze_encoder_bn the encoder's BatchNorm layers stay in eval mode (their
+        ImageNet running statistics are used and kept; their affine weights still learn)."""
+        super().train(mode)
+        if mode and self.freeze_encoder_bn:
+            for module in self.unet.encoder.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     @property
     def head(self) -> PlasticHead:
@@ -109,7 +120,8 @@ def build_model(cfg: Config) -> SaltNet:
         load_shipped_weights(unet.encoder, model_cfg.encoder, model_cfg.encoder_weights)
     elif model_cfg.encoder_weights and model_cfg.encoder_weights != "imagenet":
         load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))
-    return SaltNet(unet, Hypercolumn(list(model_cfg.decoder_channels)) if model_cfg.hypercolumn else None)
+    hypercolumn = Hypercolumn(list(model_cfg.decoder_channels)) if model_cfg.hypercolumn else None
+    return SaltNet(unet, hypercolumn, freeze_encoder_bn=model_cfg.freeze_encoder_bn)
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int, scale: float = 1.0) -> torch.Tensor:

@@ -95,6 +95,22 @@ def test_encoder_learning_rate_scale_puts_exactly_the_encoder_in_its_own_group_a
     assert len(build_optimizer(model, load_config("smoke").optim).param_groups) == len(build_optimizer(model, cfg.optim).param_groups) - 1
 
 
+def test_frozen_encoder_batchnorm_keeps_its_running_statistics_while_the_decoder_trains():
+    torch.manual_seed(0)
+    model = build_model(load_config("smoke", ["model.freeze_encoder_bn=true"])).train()
+    norms = lambda part: [m for m in part.modules() if isinstance(m, torch.nn.BatchNorm2d)]  # noqa: E731
+    before = [m.running_mean.clone() for m in norms(model.unet.encoder)]
+    decoder_before = [m.running_mean.clone() for m in norms(model.unet.decoder)]
+    model(torch.randn(4, 1, 64, 64) * 3 + 1)
+    assert all(torch.equal(b, m.running_mean) for b, m in zip(before, norms(model.unet.encoder)))
+    assert not all(torch.equal(b, m.running_mean) for b, m in zip(decoder_before, norms(model.unet.decoder)))
+    assert all(m.weight.requires_grad for m in norms(model.unet.encoder))
+    plain = build_model(load_config("smoke")).train()
+    plain_before = [m.running_mean.clone() for m in norms(plain.unet.encoder)]
+    plain(torch.randn(4, 1, 64, 64) * 3 + 1)
+    assert not all(torch.equal(b, m.running_mean) for b, m in zip(plain_before, norms(plain.unet.encoder)))
+
+
 def test_imagenet_weights_offline_is_one_line_naming_the_local_file_alternative(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(PipelineError, match="offline.*model.encoder_weights=path/to/weights.pth"):
