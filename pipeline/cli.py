@@ -7,9 +7,19 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.fileio import PipelineError
+from pipeline.fileio import DISK_ERRORS, PipelineError, disk_error, run_lock
 
 RUNS = Path("runs")
+
+
+def _writer(run_dir: Path, stage: str):
+    """The run's writer lock for this process (rank 0 only under torchrun: it holds it for the job). A run that
+    does not exist yet is not created here for infer/submit/pseudo, so their own 'no such run' error stays."""
+    import contextlib
+
+    if os.environ.get("RANK", "0") != "0" or (stage != "train" and not run_dir.is_dir()):
+        return contextlib.nullcontext()
+    return run_lock(run_dir, stage)
 
 
 def _synth(args):
@@ -88,14 +98,17 @@ def _train(args):
 
     run_name = args.run or Path(args.config or "cpu-demo").stem
     run_dir = RUNS / run_name
-    if args.force and os.environ.get("RANK", "0") == "0" and run_dir.exists():
-        shutil.rmtree(run_dir)  # retrain from scratch
-        print(f"train: --force removed {run_dir}", flush=True)
-    if args.config is None and (run_dir / "config.yaml").exists():
-        args.config = str(run_dir / "config.yaml")  # continuing a run: its own config is the default
-        print(f"train: using {args.config}", flush=True)
-    cfg = _config(args)
-    results = train(cfg, run_dir, _fold_list(args.fold), args.resume)
+    with _writer(run_dir, "train"):
+        if args.force and os.environ.get("RANK", "0") == "0" and run_dir.exists():
+            for path in run_dir.iterdir():  # retrain from scratch; the lock file (held now) stays
+                if path.name != ".lock":
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+            print(f"train: --force removed {run_dir} (all but its lock)", flush=True)
+        if args.config is None and (run_dir / "config.yaml").exists():
+            args.config = str(run_dir / "config.yaml")  # continuing a run: its own config is the default
+            print(f"train: using {args.config}", flush=True)
+        cfg = _config(args)
+        results = train(cfg, run_dir, _fold_list(args.fold), args.resume)
     for result in results:
         if "best_score" in result:
             print(f"fold {result['fold']}: best val_metric {result['best_score']:.4f} at epoch {result['best_epoch']}")
@@ -105,7 +118,8 @@ def _train(args):
 def _infer(args):
     from pipeline.inference.infer import infer
 
-    post = infer(RUNS / args.run, args.force, args.allow_partial)
+    with _writer(RUNS / args.run, "infer"):
+        post = infer(RUNS / args.run, args.force, args.allow_partial)
     if post.get("skipped"):
         print(f"infer: {RUNS / args.run} test probabilities are up to date, nothing to do")
         return
@@ -125,7 +139,8 @@ def gate_text(gate) -> str:
 def _pseudo(args):
     from pipeline.inference.pseudo import make_pseudo
 
-    s = make_pseudo(RUNS / args.run, Path(args.out), args.margin, args.min_confidence, args.force, args.min_oof_score)
+    with _writer(RUNS / args.run, "pseudo"):
+        s = make_pseudo(RUNS / args.run, Path(args.out), args.margin, args.min_confidence, args.force, args.min_oof_score)
     oof = (f"; the same rule on OOF keeps {s['oof_selected']} of {s['oof_images']} images, scoring {s['oof_score_selected']:.4f} "
            f"(the rest {s['oof_score_rest']:.4f})" if s["oof_score_selected"] is not None and s["oof_score_rest"] is not None else "")
     rule = (f"|p - {s['threshold']}| > {s['margin']} on >= {s['min_confidence']:.0%} of the pixels ({s['rule']})" if s["margin"] is not None
@@ -136,7 +151,8 @@ def _pseudo(args):
 def _submit(args):
     from pipeline.inference.submit import submit
 
-    summary = submit(RUNS / args.run, Path(args.out), args.force)
+    with _writer(RUNS / args.run, "submit"):
+        summary = submit(RUNS / args.run, Path(args.out), args.force)
     if summary.get("unchanged"):
         print("submit: identical to the latest submission of this run, not written again (--force writes a copy)")
     print(f"submit: {summary['images']} images, empty {summary['empty_fraction']:.1%}, mean coverage {summary['mean_coverage']:.3f} "
@@ -303,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a write outside fileio (TensorBoard, a plot library) that the disk refused
+        if error.errno not in DISK_ERRORS:
+            raise
+        print(f"error: {disk_error(error.filename or 'a file', error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: files already written are intact; rerun the stage (train: --resume)", file=sys.stderr)
