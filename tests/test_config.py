@@ -4,7 +4,7 @@ from pipeline.config import load_config, load_run_config, save_config
 from pipeline.fileio import PipelineError
 
 
-@pytest.mark.parametrize("preset", ["smoke", "cpu-tiny", "cpu-demo", "cpu-pretrained", "gpu-full"])
+@pytest.mark.parametrize("preset", ["smoke", "cpu-tiny", "cpu-demo", "cpu-scratch", "gpu-full"])
 def test_presets_load(preset):
     cfg = load_config(preset)
     assert len(cfg.model.decoder_channels) == cfg.model.encoder_depth
