@@ -98,16 +98,16 @@ def _train(args):
 
     run_name = args.run or Path(args.config or "cpu-demo").stem
     run_dir = RUNS / run_name
+    if args.config is None and not args.force and (run_dir / "config.yaml").exists():
+        args.config = str(run_dir / "config.yaml")  # continuing a run: its own config is the default
+        print(f"train: using {args.config}", flush=True)
+    cfg = _config(args)  # checked before anything is written (a bad value leaves no run folder)
     with _writer(run_dir, "train"):
         if args.force and os.environ.get("RANK", "0") == "0" and run_dir.exists():
             for path in run_dir.iterdir():  # retrain from scratch; the lock file (held now) stays
                 if path.name != ".lock":
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
             print(f"train: --force removed {run_dir} (all but its lock)", flush=True)
-        if args.config is None and (run_dir / "config.yaml").exists():
-            args.config = str(run_dir / "config.yaml")  # continuing a run: its own config is the default
-            print(f"train: using {args.config}", flush=True)
-        cfg = _config(args)
         results = train(cfg, run_dir, _fold_list(args.fold), args.resume)
     for result in results:
         if "best_score" in result:
