@@ -160,6 +160,40 @@ def _submit(args):
     print(summary["path"])
 
 
+def _export(args):
+    from pipeline.serving.bundle import export_bundle, load_bundle
+
+    with _writer(RUNS / args.run, "export"):
+        manifest = export_bundle(RUNS / args.run, Path(args.out), args.force)
+    if args.onnx:
+        from pipeline.fileio import write_json
+        from pipeline.serving.bundle import MANIFEST
+        from pipeline.serving.onnx_graph import export_onnx
+
+        export_onnx(load_bundle(Path(args.out)), Path(args.out) / "model.onnx")
+        manifest["onnx"] = "model.onnx"
+        write_json(Path(args.out) / MANIFEST, manifest)
+    print(f"export: {len(manifest['weights'])} model(s) of run {args.run}, threshold {manifest['postprocess']['threshold']}, "
+          f"min area {manifest['postprocess']['min_area']}{gate_text(manifest['postprocess']['empty_threshold'])}, TTA {', '.join(manifest['tta'])}"
+          f"{', ONNX graph model.onnx' if manifest['onnx'] else ''} -> {args.out}")
+
+
+def _predict(args):
+    from pipeline.serving.predict import predict_folder, predict_segy
+
+    if bool(args.images) == bool(args.segy):
+        raise PipelineError("predict needs one of --images DIR or --segy FILE")
+    if args.images:
+        s = predict_folder(Path(args.model), Path(args.images), Path(args.out), args.runtime, args.overlap, args.depth)
+        print(f"predict: {s['images']} images ({s['salt_images']} with salt) in {s['seconds']:.1f} s ({args.runtime}) -> "
+              f"{args.out}/masks, overlays, probabilities, predictions.csv")
+    else:
+        s = predict_segy(Path(args.model), Path(args.segy), Path(args.out), args.runtime, args.overlap, args.depth,
+                         args.inline, args.crossline, args.time_slice)
+        print(f"predict: {s['kind']} of {s['shape'][0]} x {s['shape'][1]} samples, {s['salt_fraction']:.1%} salt, in {s['seconds']:.1f} s "
+              f"({args.runtime}) -> {args.out}")
+
+
 def _evaluate(args):
     from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission, format_table
 
@@ -302,6 +336,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--submission", help="the run's submission CSV, scored against --truth")
     p.add_argument("--truth", help="truth CSV of the test images (synthetic or holdout data)")
     p.add_argument("--timings", help="file of 'stage seconds' lines (run.sh writes one)")
+
+    p = stage("export", "a finished run as a model bundle folder (safetensors weights, config, post-processing, TTA)", _export)
+    p.add_argument("--run", required=True, help="run name under runs/ (after infer)")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--onnx", action="store_true", help="also write model.onnx (the fold ensemble as one ONNX graph)")
+    force(p, "replace an existing bundle in --out")
+
+    p = stage("predict", "a model bundle on an image folder or a SEG-Y section: masks, overlays, RLE CSV / SEG-Y", _predict)
+    p.add_argument("--model", required=True, help="bundle folder (from export)")
+    p.add_argument("--images", help="folder of PNG/JPEG/TIFF images, any size, 8-bit grey")
+    p.add_argument("--segy", help="SEG-Y file: a 2-D line, or a slice of a 3-D volume with --inline/--crossline/--time-slice")
+    p.add_argument("--inline", type=int, help="3-D SEG-Y: the inline number to predict")
+    p.add_argument("--crossline", type=int, help="3-D SEG-Y: the crossline number to predict")
+    p.add_argument("--time-slice", type=int, help="3-D SEG-Y: the sample index of a time (depth) slice to predict")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch", help="torch, or onnxruntime on the bundle's model.onnx")
+    p.add_argument("--overlap", type=int, default=25, help="pixels of overlap between 101 px tiles of larger images")
+    p.add_argument("--depth", type=float, help="depth z of the images, for models with a depth channel")
 
     p = stage("ablate", "train every head with every seed on the same folds; table + plot", _ablate)
     add_config(p)

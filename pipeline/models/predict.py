@@ -14,7 +14,7 @@ from pipeline.models.plastic import plastic_heads
 
 
 
-def _apply_view(images, view: str):
+def apply_view(images, view: str):
     """A TTA view of 101x101 images (numpy (N,H,W)) or of probabilities (torch (N,H,W)); hflip is its own inverse.
 
     Views act in the original 101 px geometry, before padding: flipping the padded input instead would move
@@ -51,7 +51,7 @@ def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: t
                       disable=None, leave=False, mininterval=2):
         stop = start + batch_size
         view_inputs = [
-            batch_inputs(_apply_view(images[start:stop], view), depth[start:stop], cfg.data).to(device, non_blocking=True).contiguous(
+            batch_inputs(apply_view(images[start:stop], view), depth[start:stop], cfg.data).to(device, non_blocking=True).contiguous(
                 memory_format=memory_format)
             for view in views
         ]
@@ -69,7 +69,7 @@ def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: t
                 view_labels.append(labels)
         total = None
         for view, logits in zip(views, view_logits):
-            probs = _apply_view(to_original_geometry(torch.sigmoid(logits.float()), cfg.data), view)
+            probs = apply_view(to_original_geometry(torch.sigmoid(logits.float()), cfg.data), view)
             total = probs if total is None else total + probs
         out[start:stop] = (total / len(views)).cpu().numpy()
         if has_empty_head:  # the head's logit is P(mask empty)
