@@ -3,6 +3,7 @@
 browser is a failure, not a skip): every image loaded and inside the window at 1280 and 390 px, no console
 errors, the score and submission first, every file link resolving. A screenshot lands in the test's folder."""
 
+import contextlib
 import os
 import shutil
 from html.parser import HTMLParser
@@ -37,17 +38,13 @@ class _Images(HTMLParser):
 def report_page(tiny_data_template, tmp_path_factory):
     project = tmp_path_factory.mktemp("report") / "project"
     shutil.copytree(tiny_data_template, project)
-    here = os.getcwd()
-    os.chdir(project)
-    try:
+    with contextlib.chdir(project):  # the stages read and write relative to the project
         assert main(["train", "--run", "r", "--config", "smoke", "--set", "train.epochs=1", "--set", "train.tensorboard=false"]) == 0
         assert main(["infer", "--run", "r"]) == 0
         assert main(["submit", "--run", "r"]) == 0
         submission = str(next(Path("submissions").glob("r-*.csv")))
         assert main(["summary", "--run", "r", "--submission", submission, "--truth", "data/test_truth.csv"]) == 0
         assert main(["report", "--run", "r"]) == 0
-    finally:
-        os.chdir(here)
     return project / "runs" / "r" / "report" / "index.html"
 
 

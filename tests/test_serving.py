@@ -1,8 +1,8 @@
 """A trained run outside the competition: the bundle (export), predict on image folders of any size and on
 SEG-Y sections, and the ONNX graph. The bundle must reproduce the run's own predictions and submission."""
 
+import contextlib
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -32,16 +32,12 @@ def project(tiny_data_template, tmp_path_factory):
     """A finished smoke run (trained with an empty-mask head, inferred, submitted) and its bundle."""
     root = tmp_path_factory.mktemp("serving") / "project"
     shutil.copytree(tiny_data_template, root)
-    here = os.getcwd()
-    os.chdir(root)
-    try:
+    with contextlib.chdir(root):  # the stages read and write relative to the project
         sets = ["--set", "train.epochs=1", "--set", "train.tensorboard=false", "--set", "model.aux_head=true", "--set", "train.folds=[0]"]
         assert main(["train", "--run", "r", "--config", "smoke", *sets]) == 0
         assert main(["infer", "--run", "r"]) == 0
         assert main(["submit", "--run", "r"]) == 0
         assert main(["export", "--run", "r", "--out", "model"]) == 0
-    finally:
-        os.chdir(here)
     return root
 
 
