@@ -161,18 +161,10 @@ def _submit(args):
 
 
 def _export(args):
-    from pipeline.serving.bundle import export_bundle, load_bundle
+    from pipeline.serving.bundle import export_bundle
 
     with _writer(RUNS / args.run, "export"):
-        manifest = export_bundle(RUNS / args.run, Path(args.out), args.force)
-    if args.onnx:
-        from pipeline.fileio import write_json
-        from pipeline.serving.bundle import MANIFEST
-        from pipeline.serving.onnx_graph import export_onnx
-
-        export_onnx(load_bundle(Path(args.out)), Path(args.out) / "model.onnx")
-        manifest["onnx"] = "model.onnx"
-        write_json(Path(args.out) / MANIFEST, manifest)
+        manifest = export_bundle(RUNS / args.run, Path(args.out), args.force, args.onnx)
     print(f"export: {len(manifest['weights'])} model(s) of run {args.run}, threshold {manifest['postprocess']['threshold']}, "
           f"min area {manifest['postprocess']['min_area']}{gate_text(manifest['postprocess']['empty_threshold'])}, TTA {', '.join(manifest['tta'])}"
           f"{', ONNX graph model.onnx' if manifest['onnx'] else ''} -> {args.out}")

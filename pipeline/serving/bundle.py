@@ -84,8 +84,9 @@ def _weights_name(path: Path) -> str:
     return f"{fold}.safetensors" if path.stem == "last" else f"{fold}_{path.stem}.safetensors"
 
 
-def export_bundle(run_dir: Path, out: Path, force: bool = False) -> dict:
-    """Write the bundle of a finished run (trained and inferred) to `out`; returns the manifest."""
+def export_bundle(run_dir: Path, out: Path, force: bool = False, onnx: bool = False) -> dict:
+    """Write the bundle of a finished run (trained and inferred) to `out`, with its ONNX graph `model.onnx`
+    when `onnx`; returns the manifest (written last, once)."""
     from pipeline.inference.infer import checkpoints
     from pipeline.study.ablate import code_version
     from pipeline.training.checkpoint import load_checkpoint
@@ -99,13 +100,14 @@ def export_bundle(run_dir: Path, out: Path, force: bool = False) -> dict:
     cfg = load_run_config(run_dir)
     post = json.loads(post_path.read_text())
     paths = checkpoints(run_dir)
-    weights = []
+    weights, states = [], []
     for path in paths:
         state = {k: v.detach().contiguous().clone() for k, v in load_checkpoint(path, cfg)["model"].items()}
         name = f"weights/{_weights_name(path)}"
         with atomic_path(out / name) as tmp:
             save_file(state, str(tmp))
         weights.append(name)
+        states.append(state)
     recipe = to_dict(cfg)
     trained_from = recipe["model"]["encoder_weights"]
     recipe["model"]["encoder_weights"] = None  # the bundle's own weights replace any start point
@@ -125,6 +127,13 @@ def export_bundle(run_dir: Path, out: Path, force: bool = False) -> dict:
         "weights": weights,
         "onnx": None,
     }
+    if onnx:
+        from pipeline.serving.onnx_graph import export_onnx
+
+        p = manifest["postprocess"]
+        bundle = Bundle(out, config_from_dict(recipe), PostProcess(float(p["threshold"]), int(p["min_area"]), p["empty_threshold"]), states, manifest)
+        export_onnx(bundle, out / "model.onnx")
+        manifest["onnx"] = "model.onnx"
     write_json(out / MANIFEST, manifest)  # last: marks a complete bundle
     return manifest
 

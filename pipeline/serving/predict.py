@@ -61,7 +61,7 @@ def predict_image(model, image: np.ndarray, overlap: int, depth: float) -> tuple
         probs, empty = model.predict_tiles(image[None], depth)
         post = model.post
         constant = np.array([image.min() == image.max()])
-        mask = to_masks(probs, post.threshold, post.min_area, constant, empty, post.gate if empty is not None else None)
+        mask = to_masks(probs, post.threshold, post.min_area, constant, empty, post.gate)  # no empty head: no gate
         return probs[0], mask[0]
     return predict_section(model, image, overlap, depth)
 

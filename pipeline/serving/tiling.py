@@ -75,7 +75,8 @@ def predict_section(bundle, image: np.ndarray, overlap: int = 25, depth: float =
     tiles, starts, padded_shape = cut_tiles(image, overlap)
     probs, empty = bundle.predict_tiles(tiles, depth)
     post = bundle.post
-    silent = tiles.reshape(len(tiles), -1).min(axis=1) == tiles.reshape(len(tiles), -1).max(axis=1)  # constant tiles
+    flat = tiles.reshape(len(tiles), -1)
+    silent = flat.min(axis=1) == flat.max(axis=1)  # constant tiles
     if empty is not None:
         silent |= empty > post.gate
     probs[silent] = 0.0
