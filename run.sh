@@ -37,90 +37,14 @@ setup_dev() {
 
 py() { .venv/bin/python "$@"; }
 
-# GPUs torch can use; fails loudly when nvidia-smi sees GPUs that torch cannot (driver too old for the
-# wheel's CUDA, a CPU-only torch): a silent CPU run of a GPU job would take days. PRESET=cpu-demo overrides.
-gpu_count() {
-  local torch_gpus smi_gpus=0
-  torch_gpus=$(py -c "import torch; print(torch.cuda.device_count())")
-  if command -v nvidia-smi >/dev/null 2>&1; then
-    smi_gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
-  fi
-  if [ "$smi_gpus" -gt 0 ] && [ "$torch_gpus" -eq 0 ] && [ -z "${PRESET:-}" ]; then
-    local why
-    why=$(py -c "import torch; print(f'torch {torch.__version__} built for CUDA {torch.version.cuda}')")
-    echo "error: nvidia-smi lists $smi_gpus GPU(s) but torch sees none ($why; driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader | head -n 1))." >&2
-    echo "       Install a torch build that matches the driver, or run PRESET=cpu-demo ./run.sh to train on the CPU anyway." >&2
-    exit 1
-  fi
-  echo "$torch_gpus"
-}
-TIMINGS=""
-timed() {  # run a command; append "NAME seconds" to $TIMINGS
-  local name=$1 started=$SECONDS
-  shift
-  "$@"
-  [ -n "$TIMINGS" ] && echo "$name $((SECONDS - started))" >> "$TIMINGS"
-  return 0
-}
-stage() { echo; echo "== $* =="; timed "$1" py -m pipeline "$@"; }
-
+# the whole path, once, in Python (pipeline/workflow.py): PRESET, RUN, SET and DATA as in the header
 main_job() {
-  local force=0
-  [ "${1:-}" = "--force" ] && force=1
-  local started=$SECONDS
-  TIMINGS=$(mktemp)
-  trap 'rm -f "$TIMINGS"' EXIT
-  if [ ! -f "$DATA/train.csv" ]; then
-    stage synth --out "$DATA" --train "$DEMO_TRAIN" --test "$DEMO_TEST" --seed 0
-  fi
-  if [ $force = 1 ]; then stage prep --data "$DATA" --force; else stage prep --data "$DATA"; fi
-  if [ $force = 1 ]; then stage folds --data "$DATA" --k 5 --force; else stage folds --data "$DATA" --k 5; fi
-
-  local gpus preset
-  gpus=$(gpu_count)
-  preset=${PRESET:-$([ "$gpus" -gt 0 ] && echo gpu-full || echo cpu-demo)}
-  echo; echo "== preset: $preset ($gpus GPU(s) visible to torch) =="
-  local run=${RUN:-$preset}
-  local sets=() part parts=()
-  IFS=';' read -ra parts <<<"${SET:-}"
-  for part in ${parts[@]+"${parts[@]}"}; do
-    if [ -n "$part" ]; then sets+=(--set "$part"); fi
-  done
-  if [ ${#sets[@]} -gt 0 ]; then echo "== overrides: ${SET} (run $run) =="; fi
-  [ $force = 1 ] && rm -rf "runs/$run"
-  if [ "$gpus" -gt 1 ]; then
-    echo; echo "== train (torchrun, $gpus GPUs) =="
-    timed train py -m torch.distributed.run --standalone --nproc_per_node="$gpus" \
-      -m pipeline -- train --config "$preset" --run "$run" --data "$DATA" --resume ${sets[@]+"${sets[@]}"}
-  else
-    stage train --config "$preset" --run "$run" --data "$DATA" --resume ${sets[@]+"${sets[@]}"}
-  fi
-  if [ $force = 1 ]; then stage infer --run "$run" --force; else stage infer --run "$run"; fi
-
-  local submission output
-  submission=$(ls -t submissions/"$run"-*.csv 2>/dev/null | head -n 1 || true)
-  if [ $force = 1 ] || [ -z "$submission" ] || [ "runs/$run/test_probs.npy" -nt "$submission" ]; then
-    echo; echo "== submit =="
-    output=$(timed submit py -m pipeline submit --run "$run")  # an identical submission is not written twice
-    echo "$output"
-    submission=$(tail -n 1 <<<"$output")
-  else
-    echo; echo "== submit == $submission is up to date"
-  fi
-  local score="(no truth file: the real competition scores on Kaggle)"
-  if [ -f "$DATA/test_truth.csv" ]; then
-    echo; echo "== evaluate =="
-    output=$(timed evaluate py -m pipeline evaluate --submission "$submission" --truth "$DATA/test_truth.csv")
-    echo "$output"
-    score=$(tail -n 1 <<<"$output")
-  fi
-  echo "total $((SECONDS - started))" >> "$TIMINGS"
-  echo
-  py -m pipeline summary --run "$run" --submission "$submission" --truth "$DATA/test_truth.csv" --timings "$TIMINGS"
-  if [ $force = 1 ]; then stage report --run "$run" --force; else stage report --run "$run"; fi
-  echo "done in $((SECONDS - started)) s"
-  echo "local test $score"
-  echo "submission: $submission"
+  local args=(run --data "$DATA" --demo-train "$DEMO_TRAIN" --demo-test "$DEMO_TEST")
+  [ -n "${PRESET:-}" ] && args+=(--preset "$PRESET")
+  [ -n "${RUN:-}" ] && args+=(--run "$RUN")
+  [ -n "${SET:-}" ] && args+=(--set "$SET")
+  [ "${1:-}" = "--force" ] && args+=(--force)
+  py -m pipeline "${args[@]}"
 }
 
 case "${1:-}" in
@@ -136,7 +60,7 @@ case "${1:-}" in
     ;;
   gpus)
     setup
-    gpu_count
+    if [ -n "${PRESET:-}" ]; then py -m pipeline gpus --preset-given; else py -m pipeline gpus; fi
     ;;
   -h|--help)
     sed -n '2,9p' "$0"

@@ -14,21 +14,23 @@ import numpy as np
 import torch
 from common import write_result
 
-from pipeline.config import load_config, load_run_config
+from pipeline.config import load_config
+from pipeline.rundir import RunDir
 from pipeline.data.dataset import SaltDataset
 from pipeline.data.folds import make_folds
 from pipeline.data.prep import load_test_cache, prep
 from pipeline.data.synth import synthesize
-from pipeline.inference.infer import checkpoints, ensemble_probs, infer
+from pipeline.inference.infer import checkpoint_paths, ensemble_probs, infer
 from pipeline.models.factory import build_model
-from pipeline.training.checkpoint import load_checkpoint
+from pipeline.models.checkpoints import load_checkpoint
 from pipeline.training.trainer import train
 
 
 def bare_loop(run_dir: Path, inputs: torch.Tensor, batch_size: int, device) -> float:
-    cfg = load_run_config(run_dir)
+    run = RunDir(run_dir)
+    cfg = run.load_config()
     models = []
-    for path in checkpoints(run_dir):
+    for path in checkpoint_paths(run, cfg):
         model = build_model(cfg).to(device).to(memory_format=torch.channels_last)
         model.load_state_dict(load_checkpoint(path)["model"])
         models.append(model.eval())
@@ -61,7 +63,7 @@ def run(n_test: int = 1024, config: str = "cpu-tiny", rounds: int = 3) -> dict:
         stage_s, bare_s = [], []
         for _ in range(rounds):
             started = time.perf_counter()
-            probs, _ = ensemble_probs(run_dir, test.images, test.depth, device)
+            probs, _ = ensemble_probs(cfg, checkpoint_paths(RunDir(run_dir), cfg), test.images, test.depth, device)
             stage_s.append(time.perf_counter() - started)
             bare_s.append(bare_loop(run_dir, inputs, cfg.infer.batch_size, device))
         assert probs.shape == (n_test, 101, 101) and np.isfinite(probs).all()

@@ -26,7 +26,8 @@ from common import ROOT  # noqa: F401 (puts the repository on sys.path)
 from pipeline.competition.coverage import coverage, coverage_class, score_table
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import decode_many
-from pipeline.fileio import PipelineError, read_table, write_json
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_json
 
 
 def run_probs(run: Path, ids: list[str]) -> np.ndarray:

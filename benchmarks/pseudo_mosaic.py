@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +25,16 @@ from real_dev import carve, read_rows
 
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import decode_many
-from pipeline.config import load_config
 from pipeline.data.folds import make_folds
 from pipeline.data.mosaic import mosaic
 from pipeline.data.prep import load_test_cache, load_train_cache, prep
 from pipeline.data.synth import synthesize
-from pipeline.evaluation.evaluate import evaluate_submission
 from pipeline.fileio import read_table, write_text
-from pipeline.inference.infer import infer
 from pipeline.inference.mosaic_rules import RULES, above_map, apply_rule, known_masks
 from pipeline.inference.pseudo import make_pseudo
-from pipeline.inference.submit import submit
+from pipeline.rundir import RunDir
 from pipeline.study.stats import seed_tests
-from pipeline.training.trainer import train
+from pipeline.workflow import Variant, run_variant
 
 OUT = ROOT / "docs" / "pseudo"
 COLUMNS = (["seed", "round0_test", "round1_test", "difference", "pseudo_selected", "pseudo_test_images", "pseudo_oof_selected_score",
@@ -57,14 +53,9 @@ def synthetic_data(work: Path) -> Path:
 
 
 def one_round(config: str, overrides: list[str], data: Path, run_dir: Path) -> tuple[float, dict, float, Path]:
-    cfg = load_config(config, overrides + [f"data.data_dir={data}", f"data.folds_file={data / 'folds.csv'}"])
-    started = time.perf_counter()
-    train(cfg, run_dir, None, resume=True)
-    seconds = time.perf_counter() - started
-    post = infer(run_dir, force=True)
-    path = Path(submit(run_dir, run_dir / "submissions", force=True)["path"])
-    score = float(evaluate_submission(path, data / "test_truth.csv")["scores"].mean())
-    return score, post, seconds, path
+    variant = Variant(config, tuple(overrides) + (f"data.data_dir={data}", f"data.folds_file={data / 'folds.csv'}"))
+    outcome = run_variant(variant, RunDir(run_dir), refresh=True, allow_partial=False)
+    return outcome.test_score, outcome.postprocess, outcome.seconds["train"], outcome.submission
 
 
 def rules_on_test(data: Path, submission: Path) -> dict:

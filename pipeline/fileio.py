@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import PipelineError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once at import: mkstemp's 0600 is replaced by the usual 0666 & ~umask
 
@@ -173,7 +175,3 @@ def one_line_disk_errors(path: Path):
         if error.errno not in DISK_ERRORS:
             raise
         raise disk_error(path, error) from None
-
-
-class PipelineError(RuntimeError):
-    """An error a user can fix: the message says what is wrong, where, and what to do."""

@@ -1,4 +1,6 @@
+import inspect
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -31,3 +33,29 @@ def workdir(tiny_data_template, tmp_path, monkeypatch) -> Path:
     shutil.copytree(tiny_data_template, tmp_path / "project")
     monkeypatch.chdir(tmp_path / "project")
     return tmp_path / "project"
+
+
+# A test is `slow` when it (or a fixture it uses) trains a network, runs the whole path, starts processes or a
+# browser: `./run.sh test -m "not slow"` is the quick loop, `./run.sh test` (CI) runs everything. Derived from the
+# code, so a new training test is marked without anyone remembering to.
+SLOW = re.compile(r"\btrain\(|\"train\"|run_variant\(|\bablate\(|\"ablate\"|\"run\"|torch\.distributed\.run|sync_playwright|run\.sh|"
+                  r"train_fold\(|make_pseudo\(|export_bundle\(|trained_run|bench_\w+\.run\(")
+
+
+def _sources(item) -> str:
+    functions = [item.function]
+    for definitions in item._fixtureinfo.name2fixturedefs.values():
+        functions += [definition.func for definition in definitions]
+    texts = []
+    for function in functions:
+        try:
+            texts.append(inspect.getsource(function))
+        except (OSError, TypeError):
+            pass
+    return "\n".join(texts)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW.search(_sources(item)):
+            item.add_marker(pytest.mark.slow)

@@ -77,7 +77,7 @@ def test_ensemble_ceiling_averages_probabilities_in_the_carves_order(tmp_path):
     import numpy as np
 
     from pipeline.competition.rle import encode
-    from pipeline.fileio import PipelineError
+    from pipeline.errors import PipelineError
 
     truth = np.zeros((2, 101, 101), bool)
     truth[0, 20:70, 20:70] = True  # image "a" has salt, image "b" none
@@ -103,3 +103,12 @@ def test_ensemble_ceiling_averages_probabilities_in_the_carves_order(tmp_path):
     assert rows[0]["score"] == 0.0 and rows[3]["score"] == 1.0 and rows["all"]["images"] == 2
     with pytest.raises(PipelineError, match="other test images"):
         ensemble_ceiling.run_probs(tmp_path / "confident", ["a", "c"])
+
+
+def test_train_speed_times_real_steps_of_the_preset():
+    import bench_train_speed
+
+    result = bench_train_speed.run("smoke", steps=3, warmup=1)
+    assert result["timed_steps"] == 3 and result["step_s_median"] > 0
+    assert result["img_per_s"] == pytest.approx(result["batch_size"] / result["step_s_median"])
+    assert result["preset_steps"] is None and result["preset_training_minutes"] is None  # smoke counts epochs, not steps

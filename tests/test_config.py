@@ -1,7 +1,8 @@
 import pytest
 
-from pipeline.config import load_config, load_run_config, save_config
-from pipeline.fileio import PipelineError
+from pipeline.config import load_config, save_config
+from pipeline.rundir import load_run_config
+from pipeline.errors import PipelineError
 
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu-tiny", "cpu-demo", "cpu-scratch", "gpu-full"])

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from pipeline.cli import main
-from pipeline.fileio import PipelineError, write_table, write_text
-from pipeline.training.checkpoint import load_checkpoint
+from pipeline.errors import PipelineError
+from pipeline.fileio import write_table, write_text
+from pipeline.models.checkpoints import load_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(REPO_ROOT))

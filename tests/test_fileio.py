@@ -3,7 +3,8 @@ import os
 import pandas as pd
 import pytest
 
-from pipeline.fileio import PipelineError, read_table, write_table, write_text
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_table, write_text
 
 
 def test_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):

@@ -21,17 +21,11 @@ INSTALL = "install Debian's chromium (apt-get install chromium) and `./run.sh te
 class _Images(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.sources, self.style = [], ""
-        self._in_style = False
+        self.sources = []
 
     def handle_starttag(self, tag, attrs):
         if tag == "img":
             self.sources.append(dict(attrs)["src"])
-        self._in_style = tag == "style"
-
-    def handle_data(self, data):
-        if self._in_style:
-            self.style += data
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +42,14 @@ def report_page(tiny_data_template, tmp_path_factory):
     return project / "runs" / "r" / "report" / "index.html"
 
 
-def test_every_image_of_the_report_exists_and_shrinks_to_the_page(report_page):
+def test_every_image_of_the_report_exists_and_is_a_valid_png(report_page):
     parser = _Images()
     parser.feed(report_page.read_text())
     assert len(parser.sources) >= 5
     for source in parser.sources:
         with Image.open(report_page.parent / source) as image:  # a missing or broken PNG raises here
             image.verify()
-    rules = parser.style.replace(" ", "")
-    assert "img{max-width:100%;height:auto}" in rules and "overflow-wrap:anywhere" in rules
+    # whether they fit a 390 px window is measured in the browser (test_the_page_in_a_real_browser...), not read off the CSS
 
 
 def _chromium() -> str:

@@ -16,7 +16,7 @@ def test_run_sh_refuses_a_gpu_box_where_torch_sees_no_gpu(tmp_path):
     env = dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
     env.pop("PRESET", None)
     result = subprocess.run([str(REPO_ROOT / "run.sh"), "gpus"], capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "nvidia-smi lists 1 GPU(s) but torch sees none" in result.stderr and "470.57" in result.stderr
     assert "PRESET=cpu-demo" in result.stderr
     # an explicit preset is the user's informed choice: no error

@@ -10,7 +10,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pipeline.data.prep import load_train_cache
-from pipeline.fileio import PipelineError, read_table, write_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_table
 
 
 def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: int, by: str = "coverage",

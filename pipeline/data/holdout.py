@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data.layout import Layout, read_depths
-from pipeline.fileio import PipelineError, read_table, write_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_table
 
 
 def carve_holdout(source: Path, out: Path, n_test: int, seed: int = 0, n_train: int | None = None, force: bool = False) -> dict:

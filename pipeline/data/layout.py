@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.fileio import PipelineError, read_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table
 
 IMAGE_SIZE = 101
 
@@ -84,6 +86,13 @@ def read_depths(path: Path) -> dict[str, float]:
         return dict(zip(table["id"], table["z"].astype(float)))
     except ValueError as error:
         raise PipelineError(f"{path}: a depth is not a number ({error}); fix the z column") from None
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """An array as PNG file contents (8-bit or 16-bit grey, or RGB), to write atomically (fileio.write_bytes)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _open_png(path: Path) -> np.ndarray:

@@ -26,7 +26,8 @@ import pandas as pd
 
 from pipeline.data.layout import IMAGE_SIZE, Layout
 from pipeline.data.prep import load_test_cache, load_train_cache
-from pipeline.fileio import PipelineError, read_table, write_bytes, write_json, write_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_bytes, write_json, write_table
 
 # direction -> (border of A, border of B, offset of B from A)
 DIRECTIONS = {"down": ("bottom", "top", (0, 1)), "right": ("right", "left", (1, 0))}
@@ -207,7 +208,7 @@ def picture(images: np.ndarray, masks: np.ndarray | None, result: MosaicResult, 
 def mosaic(data_dir: Path, ratio: float = 0.7, max_distance: float = 1.0) -> dict:
     """Recover the mosaics of a prepped data folder (train and test tiles together); write mosaic.csv, mosaics.png
     and mosaic.json (counts, and precision/recall when mosaic_truth.csv exists)."""
-    from pipeline.data.synth import _png_bytes
+    from pipeline.data.layout import png_bytes
 
     layout = Layout(Path(data_dir))
     train, test = load_train_cache(layout.root), load_test_cache(layout.root)
@@ -221,7 +222,7 @@ def mosaic(data_dir: Path, ratio: float = 0.7, max_distance: float = 1.0) -> dic
     table = pd.DataFrame({"id": ids, "split": split, "mosaic": group, "x": x, "y": y, "size": sizes[group]})
     write_table(layout.root / "mosaic.csv", table.sort_values(["mosaic", "y", "x"], kind="stable"))
     masks = list(train.masks) + [None] * len(test.ids)
-    write_bytes(layout.root / "mosaics.png", _png_bytes(picture(images, masks, result)))
+    write_bytes(layout.root / "mosaics.png", png_bytes(picture(images, masks, result)))
     summary = {
         "tiles": int(len(ids)), "pairs_kept": len(kept), "pairs_dropped_as_conflicts": len(pairs) - len(kept),
         "tiles_in_mosaics": int((sizes[group] > 1).sum()), "mosaics": int((sizes > 1).sum()),

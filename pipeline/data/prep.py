@@ -13,7 +13,8 @@ import numpy as np
 from pipeline.competition.coverage import coverage, coverage_class
 from pipeline.competition.rle import decode
 from pipeline.data.layout import IMAGE_SIZE, Layout, check_layout, id_mismatch, read_depths, read_image, read_mask
-from pipeline.fileio import PipelineError, read_table, save_npz, write_json
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, save_npz, write_json
 
 CACHE_VERSION = 1
 

@@ -13,18 +13,17 @@ coverage statistics stay those of the competition), so salt bodies do not contin
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from scipy import ndimage
 
 from pipeline.competition.rle import encode
-from pipeline.data.layout import IMAGE_SIZE, Layout
-from pipeline.fileio import PipelineError, write_bytes, write_table
+from pipeline.data.layout import IMAGE_SIZE, Layout, png_bytes
+from pipeline.errors import PipelineError
+from pipeline.fileio import write_bytes, write_table
 
 EMPTY_FRACTION = 0.39  # as in the real training set
 CONSTANT_FRACTION = 0.02  # 80 of 4000 real images are a single colour (all with empty masks)
@@ -143,22 +142,16 @@ def make_sample(seed: int, index: int, has_salt: bool, constant: bool, size: int
     return SyntheticSample(image, mask, depth)
 
 
-def _png_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def image_png(image: np.ndarray) -> bytes:
     """8-bit RGB with R=G=B, as the competition stores images."""
-    return _png_bytes(np.repeat(image[..., None], 3, axis=2))
+    return png_bytes(np.repeat(image[..., None], 3, axis=2))
 
 
 def mask_png(mask: np.ndarray) -> bytes:
     """16-bit {0, 65535} for salt, 8-bit zeros for empty masks, as the competition stores masks."""
     if mask.any():
-        return _png_bytes(mask.astype(np.uint16) * 65535)
-    return _png_bytes(np.zeros(mask.shape, np.uint8))
+        return png_bytes(mask.astype(np.uint16) * 65535)
+    return png_bytes(np.zeros(mask.shape, np.uint8))
 
 
 def _unique_ids(rng, count: int) -> list[str]:
@@ -195,7 +188,7 @@ def write_preview(path: Path, samples: list[SyntheticSample], columns: int = 8) 
         tile[outline] = (255, 0, 0)
         r, c = divmod(i, columns)
         grid[r * size + 2 : r * size + 2 + IMAGE_SIZE, c * size + 2 : c * size + 2 + IMAGE_SIZE] = tile
-    write_bytes(path, _png_bytes(grid))
+    write_bytes(path, png_bytes(grid))
 
 
 def synthesize(out: Path, n_train: int = 4000, n_test: int = 18000, seed: int = 0, force: bool = False, mosaic_side: int = MOSAIC_SIDE) -> Layout:

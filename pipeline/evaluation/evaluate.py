@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +9,13 @@ import numpy as np
 from pipeline.competition.coverage import coverage, coverage_class, score_table
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import decode
-from pipeline.config import load_run_config
 from pipeline.data.layout import IMAGE_SIZE, id_mismatch
 from pipeline.data.prep import load_train_cache
-from pipeline.fileio import PipelineError, read_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table
 from pipeline.inference.oof import load_oof
-from pipeline.inference.postprocess import to_masks
+from pipeline.rundir import RunDir
+from pipeline.inference.postprocess import UNTUNED, PostProcess
 
 
 def read_masks(path: Path) -> dict[str, np.ndarray]:
@@ -48,17 +48,14 @@ def evaluate_submission(submission: Path, truth: Path) -> dict:
     return {"scores": scores, "coverage_class": coverage_class(coverage(truth_stack)), "images": len(ids), "ids": ids}
 
 
-UNTUNED = {"best_threshold": 0.5, "best_min_area": 0, "best_empty_threshold": None}
-
-
 def evaluate_run(run_dir: Path, tuned: bool = True) -> dict:
     """OOF score with the run's tuned post-processing (or threshold 0.5 and no minimum area: before `infer`,
     or with tuned=False, for comparisons that must not be tuned on the data they score)."""
-    cfg = load_run_config(run_dir)
-    oof = load_oof(Path(run_dir), load_train_cache(Path(cfg.data.data_dir)))
-    post_path = Path(run_dir) / "postprocess.json"
-    post = json.loads(post_path.read_text()) if tuned and post_path.exists() else UNTUNED
-    masks = to_masks(oof.probs, post["best_threshold"], post["best_min_area"], oof.is_constant, oof.empty, post.get("best_empty_threshold"))
+    run = RunDir(run_dir)
+    cfg = run.load_config()
+    oof = load_oof(run, load_train_cache(Path(cfg.data.data_dir)))
+    post = PostProcess.load(run.postprocess) if tuned and run.postprocess.exists() else UNTUNED
+    masks = post.masks(oof.probs, oof.is_constant, oof.empty)
     return {
         "scores": per_image_scores(masks, oof.truth),
         "coverage_class": oof.coverage_class,

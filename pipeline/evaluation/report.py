@@ -15,9 +15,9 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from pipeline.competition.coverage import score_table  # noqa: E402
-from pipeline.config import load_run_config  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_run  # noqa: E402
 from pipeline.fileio import atomic_path, read_table, write_text  # noqa: E402
+from pipeline.rundir import RunDir  # noqa: E402
 
 # plots keep their pixels up to the page width and shrink beyond it; long paths wrap: nothing overflows a 1280 px window
 PAGE_STYLE = ("body{font-family:sans-serif;max-width:1240px;margin:0 auto;padding:0 16px}"
@@ -27,10 +27,10 @@ HEAD_STATS = ("head_eta", "head_alpha_abs", "head_trace_abs", "head_lifetime_abs
 
 def read_metrics(run_dir: Path) -> dict[int, list[dict]]:
     curves = {}
-    for path in sorted(Path(run_dir).glob("fold_*/metrics.csv")):
-        table = read_table(path, unique=False)
-        rows = [{k: float(v) for k, v in row.items() if v != ""} for row in table.to_dict("records")]
-        curves[int(path.parent.name.split("_")[1])] = rows
+    for fold in RunDir(run_dir).folds():
+        if fold.metrics.exists():
+            table = read_table(fold.metrics, unique=False)
+            curves[fold.number] = [{k: float(v) for k, v in row.items() if v != ""} for row in table.to_dict("records")]
     return curves
 
 
@@ -112,9 +112,9 @@ def plot_head_stats(curves, path: Path) -> bool:
     return True
 
 
-def headline(run_dir: Path) -> str:
+def headline(run: RunDir) -> str:
     """The local test score and the submission path first (from summary.json), as a competitor wants them."""
-    path = run_dir / "summary.json"
+    path = run.summary
     if not path.exists():
         return "local test score: not computed (no summary.json: run `python -m pipeline summary --run NAME --submission S --truth T`)"
     summary = json.loads(path.read_text())
@@ -124,13 +124,12 @@ def headline(run_dir: Path) -> str:
     return f"local test score {test['score']:.4f} on {test['images']} images (all-empty {test['all_empty_score']:.4f}); submission: {test['submission']}"
 
 
-def artefact_links(run_dir: Path, out: Path) -> list[tuple[str, str]]:
+def artefact_links(run: RunDir, out: Path) -> list[tuple[str, str]]:
     """(label, href relative to the report folder) for the run's files that exist: config, post-processing,
     summary, each fold's metrics, and the scored submission (summary.json's path, relative to the cwd)."""
-    files = [run_dir / "config.yaml", run_dir / "postprocess.json", run_dir / "summary.json"]
-    files += sorted(run_dir.glob("fold_*/metrics.csv"))
-    links = [(str(path.relative_to(run_dir)), os.path.relpath(path, out)) for path in files if path.exists()]
-    summary = run_dir / "summary.json"
+    files = [run.config, run.postprocess, run.summary, *run.metrics_files()]
+    links = [(str(path.relative_to(run.root)), os.path.relpath(path, out)) for path in files if path.exists()]
+    summary = run.summary
     submission = json.loads(summary.read_text()).get("test", {}).get("submission") if summary.exists() else None
     if submission and Path(submission).exists():
         links.insert(0, (f"submission {Path(submission).name}", os.path.relpath(Path(submission).resolve(), out.resolve())))
@@ -138,21 +137,21 @@ def artefact_links(run_dir: Path, out: Path) -> list[tuple[str, str]]:
 
 
 def report(run_dir: Path, force: bool = False) -> Path:
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    out = run_dir / "report"
+    run = RunDir(run_dir)
+    run_dir, cfg, out = run.root, run.load_config(), run.report
     index = out / "index.html"
-    inputs = list(run_dir.glob("fold_*/metrics.csv")) + [p for p in (run_dir / "postprocess.json", run_dir / "summary.json") if p.exists()]
+    inputs = run.metrics_files() + [p for p in (run.postprocess, run.summary) if p.exists()]
     if not force and index.exists() and inputs and index.stat().st_mtime > max(p.stat().st_mtime for p in inputs):
         return index
     out.mkdir(parents=True, exist_ok=True)
-    curves = read_metrics(run_dir)
-    evaluated = evaluate_run(run_dir)
+    curves = read_metrics(run)
+    evaluated = evaluate_run(run)
     oof, masks, scores, post = evaluated["oof"], evaluated["masks"], evaluated["scores"], evaluated["postprocess"]
     sections = [("Learning curves", "learning_curves.png")]
     plot_learning_curves(curves, out / "learning_curves.png")
-    if "curve" in post:
-        plot_threshold_curve(post, out / "threshold.png")
+    tuned = json.loads(run.postprocess.read_text()) if run.postprocess.exists() else {}
+    if "curve" in tuned:
+        plot_threshold_curve(tuned, out / "threshold.png")
         sections.append(("OOF metric vs threshold", "threshold.png"))
     plot_by_coverage(scores, oof.coverage_class, out / "coverage.png")
     sections.append(("OOF metric by coverage class", "coverage.png"))
@@ -164,12 +163,12 @@ def report(run_dir: Path, force: bool = False) -> Path:
     head = cfg.model.head
     summary = (
         f"run {run_dir.name}: encoder {cfg.model.encoder}, head rule {head.rule} ({head.placement}, {head.episode} episodes), "
-        f"{len(curves)} folds, OOF score {scores.mean():.4f} at threshold {post['best_threshold']}, min area {post['best_min_area']}"
+        f"{len(curves)} folds, OOF score {scores.mean():.4f} at threshold {post.threshold}, min area {post.min_area}"
     )
     body = "\n".join(f"<h2>{html.escape(title)}</h2>\n<img src=\"{name}\" alt=\"{html.escape(title)}\">" for title, name in sections)
-    items = "".join(f"<li><a href=\"{html.escape(href)}\">{html.escape(label)}</a></li>" for label, href in artefact_links(run_dir, out))
+    items = "".join(f"<li><a href=\"{html.escape(href)}\">{html.escape(label)}</a></li>" for label, href in artefact_links(run, out))
     body += f"\n<h2>Files</h2>\n<ul>{items}</ul>"
     page = (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{html.escape(run_dir.name)}</title>\n<style>{PAGE_STYLE}</style></head>\n<body>\n"
-            f"<h1>{html.escape(headline(run_dir))}</h1>\n<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
+            f"<h1>{html.escape(headline(run))}</h1>\n<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
     write_text(out / "index.html", page)
     return out / "index.html"

@@ -10,7 +10,9 @@ import numpy as np
 from pipeline.competition.coverage import score_table
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission, read_masks
 from pipeline.evaluation.report import HEAD_STATS, read_metrics
-from pipeline.fileio import PipelineError, write_json
+from pipeline.errors import PipelineError
+from pipeline.fileio import write_json
+from pipeline.rundir import RunDir
 
 
 def read_timings(path: Path) -> dict[str, float]:
@@ -27,12 +29,15 @@ def _table(result: dict) -> list[dict]:
     return [{**row, "score": round(row["score"], 4)} for row in score_table(result["scores"], result["coverage_class"])]
 
 
-def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | None = None, timings: Path | None = None) -> Path:
-    run_dir = Path(run_dir)
-    curves = read_metrics(run_dir)
+def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | None = None, timings: Path | dict | None = None) -> Path:
+    """`timings`: {stage: seconds}, or a file of 'stage seconds' lines."""
+    run = RunDir(run_dir)
+    run_dir = run.root
+    curves = read_metrics(run)
     if not curves:
         raise PipelineError(f"{run_dir} has no fold_*/metrics.csv: train the run first")
     tuned, untuned = evaluate_run(run_dir, tuned=True), evaluate_run(run_dir, tuned=False)
+    post = tuned["postprocess"]
     folds = {}
     for fold, rows in curves.items():
         entry = {
@@ -49,15 +54,18 @@ def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | Non
         "run": run_dir.name,
         "folds": folds,
         "oof": {"score_threshold_0.5": round(float(untuned["scores"].mean()), 4), "score_tuned": round(float(tuned["scores"].mean()), 4),
-                "postprocess": {k: tuned["postprocess"].get(k) for k in ("best_threshold", "best_min_area", "best_empty_threshold")}, "by_coverage": _table(tuned)},
+                "postprocess": {"best_threshold": post.threshold, "best_min_area": post.min_area, "best_empty_threshold": post.empty_threshold},
+                "by_coverage": _table(tuned)},
     }
     if submission is not None and truth is not None and Path(truth).exists():
         test = evaluate_submission(Path(submission), Path(truth))
         empty = np.array([not mask.any() for mask in read_masks(Path(truth)).values()])
         summary["test"] = {"submission": str(submission), "score": round(float(test["scores"].mean()), 4),
                            "all_empty_score": round(float(empty.mean()), 4), "images": test["images"], "by_coverage": _table(test)}
-    if timings is not None and Path(timings).exists():
+    if isinstance(timings, dict):
+        summary["stage_seconds"] = {stage: float(seconds) for stage, seconds in timings.items()}
+    elif timings is not None and Path(timings).exists():
         summary["stage_seconds"] = read_timings(Path(timings))
-    path = run_dir / "summary.json"
+    path = run.summary
     write_json(path, summary)
     return path

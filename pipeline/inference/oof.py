@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.prep import TrainSet
-from pipeline.fileio import PipelineError, read_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table
+from pipeline.rundir import RunDir
 
 
 @dataclass
@@ -23,30 +25,25 @@ class OOF:
     empty: np.ndarray | None = None  # (N,) P(mask empty) from the empty-mask head, when the model has one
 
 
-def finished_folds(run_dir: Path) -> list[int]:
-    return sorted(int(p.parent.name.split("_")[1]) for p in Path(run_dir).glob("fold_*/oof.npy"))
-
-
-def load_oof(run_dir: Path, train: TrainSet) -> OOF:
-    folds = finished_folds(run_dir)
+def load_oof(run_dir: Path | RunDir, train: TrainSet) -> OOF:
+    run = RunDir(run_dir)
+    folds = run.finished_folds()
     if not folds:
-        raise PipelineError(f"{run_dir} has no fold with oof.npy: train at least one fold (python -m pipeline train --run {Path(run_dir).name})")
+        raise PipelineError(f"{run.root} has no fold with oof.npy: train at least one fold (python -m pipeline train --run {run.name})")
     position = {image_id: i for i, image_id in enumerate(train.ids)}
     ids, probs, fold_of, empty = [], [], [], []
     for fold in folds:
-        fold_dir = Path(run_dir) / f"fold_{fold}"
-        fold_ids = read_table(fold_dir / "oof_ids.csv", ("id",))["id"].tolist()
-        fold_probs = np.load(fold_dir / "oof.npy")
+        fold_ids = read_table(fold.oof_ids, ("id",))["id"].tolist()
+        fold_probs = np.load(fold.oof)
         if len(fold_ids) != len(fold_probs):
-            raise PipelineError(f"{fold_dir}: oof_ids.csv and oof.npy disagree in length; rerun that fold's training")
+            raise PipelineError(f"{fold.root}: oof_ids.csv and oof.npy disagree in length; rerun that fold's training")
         unknown = [i for i in fold_ids if i not in position]
         if unknown:
-            raise PipelineError(f"{fold_dir}: OOF id {unknown[0]} is not in the prep cache; the run used other data")
+            raise PipelineError(f"{fold.root}: OOF id {unknown[0]} is not in the prep cache; the run used other data")
         ids.extend(fold_ids)
         probs.append(fold_probs.astype(np.float32))
-        empty_path = fold_dir / "oof_empty.npy"
-        empty.append(np.load(empty_path).astype(np.float32) if empty_path.exists() else None)
-        fold_of.extend([fold] * len(fold_ids))
+        empty.append(np.load(fold.oof_empty).astype(np.float32) if fold.oof_empty.exists() else None)
+        fold_of.extend([fold.number] * len(fold_ids))
     index = np.array([position[i] for i in ids])
     return OOF(
         ids=np.array(ids),

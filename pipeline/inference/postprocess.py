@@ -7,11 +7,43 @@ so a confident image-level call lets the minimum area come down and small masks 
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
 from pipeline.competition.metric import per_image_scores
 
 GATE_OFF = 1.0
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    """The choice `infer` tunes on OOF and every later stage applies: threshold, minimum area, the empty gate
+    (None: the model has no empty-mask head) and the mosaic rules that raised the OOF score."""
+
+    threshold: float = 0.5
+    min_area: int = 0
+    empty_threshold: float | None = None
+    mosaic_rules: tuple[str, ...] = ()
+
+    @classmethod
+    def from_tuned(cls, post: dict) -> PostProcess:
+        """From infer's postprocess.json (or `tune`'s result)."""
+        applied = tuple(rule for rule, result in post.get("mosaic_rules", {}).items() if result["applied"])
+        return cls(post["best_threshold"], post["best_min_area"], post.get("best_empty_threshold"), applied)
+
+    @classmethod
+    def load(cls, path: Path) -> PostProcess:
+        return cls.from_tuned(json.loads(Path(path).read_text()))
+
+    def masks(self, probs: np.ndarray, is_constant: np.ndarray, empty: np.ndarray | None = None) -> np.ndarray:
+        """Threshold, minimum area, the empty gate and constant images (the mosaic rules need neighbours: submit)."""
+        return to_masks(probs, self.threshold, self.min_area, is_constant, empty, self.empty_threshold)
+
+
+UNTUNED = PostProcess()  # threshold 0.5, no minimum area, no gate: nothing tuned on the images being scored
 
 
 def to_masks(probs: np.ndarray, threshold: float, min_area: int, is_constant: np.ndarray, empty: np.ndarray | None = None,

@@ -16,8 +16,6 @@ Output folder: pseudo.csv (id, rle_mask, confidence), pseudo.npz (the arrays tra
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,20 +23,13 @@ import pandas as pd
 
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import encode_many
-from pipeline.config import load_run_config
 from pipeline.data.prep import load_test_cache, load_train_cache
-from pipeline.fileio import PipelineError, read_table, save_npz, write_json, write_table
+from pipeline.data.pseudo_set import PseudoSet, pseudo_file, save_pseudo
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_json, write_table
 from pipeline.inference.oof import load_oof
-from pipeline.inference.postprocess import to_masks
-
-
-@dataclass
-class PseudoSet:
-    ids: np.ndarray  # (N,) str
-    images: np.ndarray  # (N, 101, 101) uint8
-    masks: np.ndarray  # (N, 101, 101) bool
-    depth: np.ndarray  # (N,) float32
-    confidence: np.ndarray  # (N,) float32
+from pipeline.inference.postprocess import PostProcess
+from pipeline.rundir import RunDir
 
 
 MARGINS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
@@ -76,10 +67,6 @@ def selected(masks: np.ndarray, scores: np.ndarray, empty: np.ndarray | None, is
     return keep
 
 
-def _masks(probs, post, is_constant, empty):
-    return to_masks(probs, post["best_threshold"], post["best_min_area"], is_constant, empty, post.get("best_empty_threshold"))
-
-
 def make_pseudo(run_dir: Path, out_dir: Path, margin: float | None = None, min_confidence: float | None = None, force: bool = False,
                 min_oof_score: float = 0.9) -> dict:
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -91,25 +78,23 @@ def make_pseudo(run_dir: Path, out_dir: Path, margin: float | None = None, min_c
         raise PipelineError(f"pseudo --min-confidence {min_confidence} is outside (0, 1]: it is the share of decided pixels an image needs")
     if not 0.0 < min_oof_score <= 1.0:
         raise PipelineError(f"pseudo --min-oof-score {min_oof_score} is outside (0, 1]")
-    for needed in ("test_probs.npy", "test_ids.csv", "postprocess.json"):
-        if not (run_dir / needed).exists():
-            raise PipelineError(f"{run_dir / needed} is missing: run `python -m pipeline infer --run {run_dir.name}` first")
-    if (out_dir / "pseudo.npz").exists() and not force:
-        raise PipelineError(f"{out_dir / 'pseudo.npz'} exists; pass --force to replace it or choose another --out")
-    cfg = load_run_config(run_dir)
+    run = RunDir(run_dir)
+    run.require_inferred()
+    if pseudo_file(out_dir).exists() and not force:
+        raise PipelineError(f"{pseudo_file(out_dir)} exists; pass --force to replace it or choose another --out")
+    cfg = run.load_config()
     data_dir = Path(cfg.data.data_dir)
-    post = json.loads((run_dir / "postprocess.json").read_text())
+    post = PostProcess.load(run.postprocess)
     test = load_test_cache(data_dir)
-    prob_ids = read_table(run_dir / "test_ids.csv", ("id",))["id"].tolist()
+    prob_ids = read_table(run.test_ids, ("id",))["id"].tolist()
     if prob_ids != test.ids.tolist():
-        raise PipelineError(f"{run_dir / 'test_ids.csv'} does not match the test cache of {data_dir}; rerun `infer --force`")
-    probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
-    empty_path = run_dir / "test_empty.npy"
-    empty = np.load(empty_path) if empty_path.exists() else None
-    threshold = post["best_threshold"]
-    masks = _masks(probs, post, test.is_constant, empty)
-    oof = load_oof(run_dir, load_train_cache(data_dir))  # the rule is tuned and checked on images whose truth is known
-    oof_masks = _masks(oof.probs, post, oof.is_constant, oof.empty)
+        raise PipelineError(f"{run.test_ids} does not match the test cache of {data_dir}; rerun `infer --force`")
+    probs = np.load(run.test_probs).astype(np.float32)
+    empty = np.load(run.test_empty) if run.test_empty.exists() else None
+    threshold = post.threshold
+    masks = post.masks(probs, test.is_constant, empty)
+    oof = load_oof(run, load_train_cache(data_dir))  # the rule is tuned and checked on images whose truth is known
+    oof_masks = post.masks(oof.probs, oof.is_constant, oof.empty)
     oof_scores = per_image_scores(oof_masks, oof.truth)
     given, rule = margin is not None, None
     if not given:
@@ -123,8 +108,7 @@ def make_pseudo(run_dir: Path, out_dir: Path, margin: float | None = None, min_c
     out_dir.mkdir(parents=True, exist_ok=True)
     write_table(out_dir / "pseudo.csv", pd.DataFrame({"id": pseudo_set.ids, "rle_mask": encode_many(pseudo_set.masks),
                                                       "confidence": np.round(pseudo_set.confidence, 4)}))
-    save_npz(out_dir / "pseudo.npz", ids=pseudo_set.ids, images=pseudo_set.images, masks=pseudo_set.masks,
-             depth=pseudo_set.depth, confidence=pseudo_set.confidence)
+    save_pseudo(out_dir, pseudo_set)
     summary = {
         "run": str(run_dir), "data_dir": str(data_dir), "threshold": threshold,
         "rule": "given" if given else ("tuned on OOF" if rule else "none reaches min_oof_score"),
@@ -139,12 +123,3 @@ def make_pseudo(run_dir: Path, out_dir: Path, margin: float | None = None, min_c
     }
     write_json(out_dir / "summary.json", summary)
     return summary
-
-
-def load_pseudo(folder: Path) -> PseudoSet:
-    path = Path(folder) / "pseudo.npz"
-    if not path.exists():
-        raise PipelineError(f"{path} is missing: make it with `python -m pipeline pseudo --run RUN --out {folder}`")
-    with np.load(path, allow_pickle=False) as arrays:
-        return PseudoSet(arrays["ids"].astype(str), arrays["images"], arrays["masks"].astype(bool), arrays["depth"].astype(np.float32),
-                         arrays["confidence"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.competition.rle import decode_many, encode_many
-from pipeline.config import load_run_config
 from pipeline.data.layout import IMAGE_SIZE, Layout
 from pipeline.data.prep import load_test_cache, load_train_cache
-from pipeline.fileio import PipelineError, read_table, write_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_table
 from pipeline.inference.mosaic_rules import above_map, apply_rule, known_masks
-from pipeline.inference.postprocess import to_masks
+from pipeline.inference.postprocess import PostProcess
+from pipeline.rundir import RunDir
 
 
 def _fresh_path(out_dir: Path, name: str) -> Path:
@@ -38,33 +38,30 @@ def _latest_identical(out_dir: Path, name: str, rows: list[tuple[str, str]]) -> 
 
 
 def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = False) -> dict:
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run, out_dir = RunDir(run_dir), Path(out_dir)
     if out_dir.suffix == ".csv" or out_dir.is_file():
         raise PipelineError(f"submit --out {out_dir} must be a folder (the file is named RUN-<time>.csv inside it); pass its folder")
-    cfg = load_run_config(run_dir)
-    for needed in ("test_probs.npy", "test_ids.csv", "postprocess.json"):
-        if not (run_dir / needed).exists():
-            raise PipelineError(f"{run_dir / needed} is missing: run `python -m pipeline infer --run {run_dir.name}` first")
-    post = json.loads((run_dir / "postprocess.json").read_text())
-    probs = np.load(run_dir / "test_probs.npy").astype(np.float32)
-    prob_ids = read_table(run_dir / "test_ids.csv", ("id",))["id"].tolist()
+    cfg = run.load_config()
+    run.require_inferred()
+    post = PostProcess.load(run.postprocess)
+    probs = np.load(run.test_probs).astype(np.float32)
+    prob_ids = read_table(run.test_ids, ("id",))["id"].tolist()
     layout = Layout(Path(cfg.data.data_dir))
     order = read_table(layout.sample_submission, ("id", "rle_mask"))["id"].tolist()
     test = load_test_cache(layout.root)
     if sorted(prob_ids) != sorted(order):
-        raise PipelineError(f"{run_dir / 'test_ids.csv'} does not match {layout.sample_submission}; rerun `infer --force`")
+        raise PipelineError(f"{run.test_ids} does not match {layout.sample_submission}; rerun `infer --force`")
     position = {image_id: i for i, image_id in enumerate(prob_ids)}
     constant = dict(zip(test.ids.tolist(), test.is_constant.tolist()))
     index = np.array([position[i] for i in order])
-    gate = post.get("best_empty_threshold")
     empty = None
-    if gate is not None:
-        if not (run_dir / "test_empty.npy").exists():
-            raise PipelineError(f"{run_dir / 'test_empty.npy'} is missing but postprocess.json tunes an empty gate; rerun `infer --force`")
-        empty = np.load(run_dir / "test_empty.npy")[index]
+    if post.empty_threshold is not None:
+        if not run.test_empty.exists():
+            raise PipelineError(f"{run.test_empty} is missing but postprocess.json tunes an empty gate; rerun `infer --force`")
+        empty = np.load(run.test_empty)[index]
     is_constant = np.array([constant[i] for i in order])
-    masks = to_masks(probs[index], post["best_threshold"], post["best_min_area"], is_constant, empty, gate)
-    applied = [rule for rule, result in post.get("mosaic_rules", {}).items() if result["applied"]]
+    masks = post.masks(probs[index], is_constant, empty)
+    applied = list(post.mosaic_rules)
     if applied:  # mosaic rules that raised the OOF score (infer measured them)
         above = above_map(layout.root)
         if above is None:
@@ -75,8 +72,8 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
             masks, _ = apply_rule(rule, order, masks, is_constant, above, known)
     rles = encode_many(masks)
     rows = list(zip(order, rles))
-    identical = None if force else _latest_identical(out_dir, run_dir.name, rows)
-    path = identical or _fresh_path(out_dir, run_dir.name)
+    identical = None if force else _latest_identical(out_dir, run.name, rows)
+    path = identical or _fresh_path(out_dir, run.name)
     if identical is None:
         write_table(path, pd.DataFrame(rows, columns=["id", "rle_mask"]))
     written = read_table(path, ("id", "rle_mask"))
@@ -89,7 +86,7 @@ def submit(run_dir: Path, out_dir: Path = Path("submissions"), force: bool = Fal
         "images": len(order),
         "empty_fraction": float((coverage == 0).mean()),
         "mean_coverage": float(coverage.mean()),
-        "threshold": post["best_threshold"],
-        "min_area": post["best_min_area"],
+        "threshold": post.threshold,
+        "min_area": post.min_area,
         "mosaic_rules": applied,
     }

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.config import Config
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.models.plastic import PlasticHead
 from pipeline.models.pretrained import SHIPPED, convert_by_order, load_shipped
 
@@ -27,6 +27,12 @@ class Hypercolumn(nn.Module):
     def __init__(self, widths: list[int]):
         super().__init__()
         self.fuse = nn.Sequential(nn.Conv2d(sum(widths), widths[-1], 1, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(inplace=True))
+        self.stages: list[torch.Tensor] = []  # this forward's decoder stages, filled by record()
+
+    def record(self, _module, _args, output: torch.Tensor) -> None:
+        """The decoder blocks' forward hook. A bound method, not a closure: a deep copy of the model (EMA's
+        AveragedModel makes one) copies it bound to the copy's Hypercolumn, so the copy fills its own list."""
+        self.stages.append(output)
 
     def forward(self, stages: list[torch.Tensor]) -> torch.Tensor:
         size = stages[-1].shape[-2:]
@@ -42,10 +48,9 @@ class SaltNet(nn.Module):
         self.unet = unet
         self.hypercolumn = hypercolumn
         self.freeze_encoder_bn = freeze_encoder_bn
-        self._stages: list[torch.Tensor] = []
         if hypercolumn is not None:
             for block in unet.decoder.blocks:
-                block.register_forward_hook(lambda _module, _args, output: self._stages.append(output))
+                block.register_forward_hook(hypercolumn.record)
 
     def train(self, mode: bool = True):
         """As nn.Module.train; with freeze_encoder_bn the encoder's BatchNorm layers stay in eval mode (their
@@ -66,11 +71,12 @@ class SaltNet(nn.Module):
         self.unet.check_input_shape(images)
         features = self.unet.encoder(images)
         labels = None if self.unet.classification_head is None else self.unet.classification_head(features[-1])[:, 0]
-        self._stages = []  # filled by the decoder blocks' hooks (hypercolumn only)
-        decoded = self.unet.decoder(features)
-        if self.hypercolumn is not None:
-            decoded = self.hypercolumn(self._stages)
-        self._stages = []
+        if self.hypercolumn is None:
+            return self.unet.decoder(features), labels
+        self.hypercolumn.stages = []  # filled by the decoder blocks' hooks
+        self.unet.decoder(features)
+        decoded = self.hypercolumn(self.hypercolumn.stages)
+        self.hypercolumn.stages = []
         return decoded, labels
 
     def forward(self, images: torch.Tensor):

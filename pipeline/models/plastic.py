@@ -59,24 +59,28 @@ def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_p
 
 
 class PlasticHead(nn.Module):
-    """Maps decoder features (B,C,H,W) to logits (B,K,H,W). rule 'none' is an ordinary 1x1 convolution."""
+    """Maps decoder features (B,C,H,W) to logits (B,K,H,W). rule 'none' is an ordinary 1x1 convolution.
+
+    One class per placement: this one is `pixels` (each pixel's decoder features are the presynaptic vector);
+    `RowsPlasticHead` and `OriginalPlasticHead` below are the original Plastic-UNet's. `PlasticHead(..., cfg)`
+    makes the one that cfg.placement names."""
+
+    placement = "pixels"
+
+    def __new__(cls, *args, **kwargs):
+        cfg = kwargs.get("cfg", args[2] if len(args) > 2 else None)
+        if cls is PlasticHead and cfg is not None:
+            cls = PLACEMENTS[cfg.placement]
+        return super().__new__(cls)
 
     def __init__(self, in_channels: int, out_channels: int = 1, cfg: HeadConfig | None = None, input_size: int = 128):
         super().__init__()
         self.cfg = cfg = cfg or HeadConfig()
         if cfg.rule not in RULES:
             raise ValueError(f"unknown plasticity rule {cfg.rule!r}; choose one of {RULES}")
-        self.rule, self.placement = cfg.rule, cfg.placement
+        self.rule = cfg.rule
         self.fused = True  # FusedPresynaptic: the same values and gradients with less memory traffic; False: plain autograd
-        if self.placement in ("rows", "original"):
-            # the original Plastic-UNet: a 1-channel logit map L (N x N) times (W + alpha * Hebb) (N x N)
-            self.to_logits = nn.Conv2d(in_channels, 1, kernel_size=1)
-            n_in = n_out = input_size
-            weight = torch.eye(input_size)  # starts as the plain head: L @ I = L
-        else:
-            n_in, n_out = in_channels, out_channels
-            bound = 1 / math.sqrt(in_channels)
-            weight = torch.empty(n_in, n_out).uniform_(-bound, bound)
+        n_in, n_out, weight = self._connections(in_channels, out_channels, input_size)
         self.weight = nn.Parameter(weight)  # W (C,K)
         self.bias = nn.Parameter(torch.zeros(n_out))
         if self.rule == "none":
@@ -90,20 +94,30 @@ class PlasticHead(nn.Module):
             self.modulator = nn.Linear(n_in, modulator_out)  # M = tanh(u . mean_p x + c)
             nn.init.normal_(self.modulator.weight, std=0.1)
             nn.init.zeros_(self.modulator.bias)
-        if cfg.steps == 1 or self.placement == "original":
+        if self.one_step:
             # one step reads Hebb_0 and never updates it within the image: eta and M only shape the lifetime trace
             # (under no_grad), so no gradient reaches them. They stay fixed at their initial values, and are
             # marked so (DDP and the optimizer then leave them alone); fixed_parameters_note() says so in the log.
             for name, parameter in self.named_parameters():
                 if name == "eta_logit" or name.startswith("modulator."):
                     parameter.requires_grad_(False)
-        if self.placement == "original":
-            self.register_buffer("carried_hebb", torch.zeros(n_in, n_out))  # carried from sample to sample
         if cfg.episode == "lifetime":
             self.register_buffer("lifetime_hebb", torch.zeros(n_in, n_out))
             self.register_buffer("lifetime_eligibility", torch.zeros(n_in, n_out))
-        self._pending = None  # batch-mean (S, s, M) of the last training forward, for consolidate()
+        # the state that crosses calls: the last training forward's batch-mean (S, s, M), which on_step_end folds
+        # into the lifetime trace after the optimizer step; and the last episode's trace, which statistics() reads
+        self._pending = None
         self._last_trace = None
+
+    def _connections(self, in_channels: int, out_channels: int, input_size: int) -> tuple[int, int, torch.Tensor]:
+        """(C, K, initial W): every decoder channel to every output channel."""
+        bound = 1 / math.sqrt(in_channels)
+        return in_channels, out_channels, torch.empty(in_channels, out_channels).uniform_(-bound, bound)
+
+    @property
+    def one_step(self) -> bool:
+        """The episode's one step reads Hebb_0 and never an update: eta and M get no gradient."""
+        return self.cfg.steps == 1
 
     # ----- the plastic dynamics -------------------------------------------------------------------
     @property
@@ -124,13 +138,15 @@ class PlasticHead(nn.Module):
 
     @property
     def resets_each_epoch(self) -> bool:
-        return self.placement == "original" or (self.uses_lifetime and self.cfg.lifetime_reset_each_epoch)
+        return self.uses_lifetime and self.cfg.lifetime_reset_each_epoch
+
+    fixed_setting = "model.head.steps=1"  # the setting that fixes eta and M, for the note
 
     def fixed_parameters_note(self) -> str | None:
         fixed = [name for name, parameter in self.named_parameters() if not parameter.requires_grad]
         if not fixed:
             return None
-        setting = "model.head.placement=original" if self.placement == "original" else "model.head.steps=1"
+        setting = self.fixed_setting
         return (f"{setting}: {', '.join(fixed)} get no gradient (one step never reads the trace it updates); "
                 f"they stay at their initial values (eta = {float(self.eta.detach()) if self.uses_eta else 'n/a'})")
 
@@ -138,12 +154,6 @@ class PlasticHead(nn.Module):
         """The presynaptic input (see models/presynaptic.py: x channels-major (B,C,P), so every product is a
         long-vector bmm) and a function mapping z (B,K,P) to logits."""
         batch, _, height, width = features.shape
-        if self.placement == "rows":
-            logit_map = self.to_logits(features)[:, 0]  # (B,N,N): P = rows, C = columns
-            if logit_map.shape[-1] != self.weight.shape[0]:
-                raise ValueError(f"rows placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
-            columns_major = logit_map.transpose(1, 2)  # (B,C,P)
-            return Presynaptic(columns_major, torch.tanh(columns_major)), lambda z: z.transpose(1, 2).unsqueeze(1)
         if self.fused:
             return FusedPresynaptic(features), lambda z: z.view(batch, -1, height, width)
         x = torch.tanh(features.contiguous()).view(batch, -1, height * width)
@@ -161,42 +171,16 @@ class PlasticHead(nn.Module):
         zeros = torch.zeros(shape, device=device)
         return zeros, zeros
 
+    def _plain(self, features: torch.Tensor) -> torch.Tensor:
+        """rule none: W alone, as a 1x1 convolution."""
+        return F.conv2d(features, self.weight.t()[:, :, None, None].to(features.dtype), self.bias.to(features.dtype))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if self.rule == "none":
-            if self.placement == "rows":
-                return self._rows_plain(features)
-            return F.conv2d(features, self.weight.t()[:, :, None, None].to(features.dtype), self.bias.to(features.dtype))
+            return self._plain(features)
         with torch.autocast(device_type=features.device.type, enabled=False):  # trace maths in fp32
             features = features.to(torch.promote_types(features.dtype, torch.float32))
-            if self.placement == "original":
-                return self._original_forward(features)
             return self._plastic_forward(features)
-
-    def _original_forward(self, features: torch.Tensor) -> torch.Tensor:
-        """The original Plastic-UNet's dynamics: one plastic step per sample, the trace carried from sample to
-        sample (in the batch's order; at batch size 1 exactly the original), reset each epoch, zero at evaluation,
-        and the raw logit map L for both product and update. Its update takes row 0 only: the original's
-        bmm(L.unsqueeze(2), y.unsqueeze(1))[0] on an (N,N) map is the outer product of L[0] and y[0]."""
-        logit_map = self.to_logits(features)[:, 0]  # (B,N,N)
-        if logit_map.shape[-1] != self.weight.shape[0]:
-            raise ValueError(f"original placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
-        if not self.training:
-            return (logit_map @ self.weight + self.bias).unsqueeze(1)
-        outputs = []
-        for image in logit_map:
-            trace = self.carried_hebb  # replaced, never changed in place: autograd keeps the one this step read
-            z = image @ (self.weight + self.alpha * trace) + self.bias  # (N,N)
-            outputs.append(z)
-            with torch.no_grad():
-                post = torch.sigmoid(z[0])
-                coactivation = torch.outer(image[0], post)
-                self.carried_hebb, _ = plastic_update(self.rule, "hard", trace, trace, coactivation, post.pow(2)[None], self.eta, None)
-        self._last_trace = self.carried_hebb
-        return torch.stack(outputs).unsqueeze(1)
-
-    def _rows_plain(self, features):
-        presynaptic, to_logits = self._inputs(features)
-        return to_logits(torch.matmul(self.weight.t(), presynaptic.product) + self.bias[:, None])
 
     def _plastic_forward(self, features: torch.Tensor) -> torch.Tensor:
         hebb, eligibility = self._initial_traces(features.shape[0], features.device)
@@ -265,10 +249,6 @@ class PlasticHead(nn.Module):
 
         `all_reduce(tensor)` averages a tensor across DDP ranks in place, so every rank's trace stays identical.
         """
-        if self.placement == "original":  # under DDP every rank carries the mean trace
-            if all_reduce is not None:
-                all_reduce(self.carried_hebb)
-            return
         if not self.uses_lifetime or self._pending is None:
             return
         coactivation, post_power, modulation = self._pending
@@ -278,10 +258,22 @@ class PlasticHead(nn.Module):
                 all_reduce(tensor)
         self._apply_lifetime(coactivation, post_power, modulation)
 
+    # ----- the life cycle the trainer drives (through the model-level functions below) -----------------
+    PLASTICITY_PARAMETERS = ("alpha", "eta_logit", "modulator.")  # learned at their own rate, without decay
+
+    def plasticity_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name.startswith(self.PLASTICITY_PARAMETERS) and p.requires_grad]
+
+    def on_epoch_start(self) -> None:
+        if self.resets_each_epoch:
+            self.reset_lifetime()
+
+    def on_step_end(self, all_reduce=None) -> None:
+        """After each optimizer step (see consolidate)."""
+        self.consolidate(all_reduce)
+
     @torch.no_grad()
     def reset_lifetime(self) -> None:
-        if self.placement == "original":
-            self.carried_hebb.zero_()
         if self.uses_lifetime:
             self.lifetime_hebb.zero_()
             self.lifetime_eligibility.zero_()
@@ -299,8 +291,121 @@ class PlasticHead(nn.Module):
         return stats
 
 
+class RowsPlasticHead(PlasticHead):
+    """The original Plastic-UNet's placement with this project's episodes: a 1-channel logit map L (N x N) times
+    (W + alpha * Hebb) (N x N), the rows of L as presynaptic vectors, W starting as the identity."""
+
+    placement = "rows"
+
+    def _connections(self, in_channels: int, out_channels: int, input_size: int) -> tuple[int, int, torch.Tensor]:
+        self.to_logits = nn.Conv2d(in_channels, 1, kernel_size=1)
+        return input_size, input_size, torch.eye(input_size)  # starts as the plain head: L @ I = L
+
+    def _logit_map(self, features: torch.Tensor) -> torch.Tensor:
+        logit_map = self.to_logits(features)[:, 0]  # (B,N,N)
+        if logit_map.shape[-1] != self.weight.shape[0]:
+            raise ValueError(f"{self.placement} placement was built for {self.weight.shape[0]} px inputs, got {logit_map.shape[-1]}")
+        return logit_map
+
+    def _inputs(self, features: torch.Tensor):
+        columns_major = self._logit_map(features).transpose(1, 2)  # (B,C,P): P = rows, C = columns
+        return Presynaptic(columns_major, torch.tanh(columns_major)), lambda z: z.transpose(1, 2).unsqueeze(1)
+
+    def _plain(self, features: torch.Tensor) -> torch.Tensor:
+        presynaptic, to_logits = self._inputs(features)
+        return to_logits(torch.matmul(self.weight.t(), presynaptic.product) + self.bias[:, None])
+
+
+class OriginalPlasticHead(RowsPlasticHead):
+    """The original Plastic-UNet's placement and dynamics: one plastic step per sample, the trace (carried_hebb)
+    carried from sample to sample, reset each epoch, zero at evaluation."""
+
+    placement = "original"
+    fixed_setting = "model.head.placement=original"
+
+    def __init__(self, in_channels: int, out_channels: int = 1, cfg: HeadConfig | None = None, input_size: int = 128):
+        super().__init__(in_channels, out_channels, cfg, input_size)
+        if self.rule != "none":
+            self.register_buffer("carried_hebb", torch.zeros_like(self.weight.detach()))  # carried from sample to sample
+
+    @property
+    def one_step(self) -> bool:
+        return True
+
+    @property
+    def resets_each_epoch(self) -> bool:
+        return True
+
+    def _plastic_forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The original Plastic-UNet's dynamics: one plastic step per sample, the trace carried from sample to
+        sample (in the batch's order; at batch size 1 exactly the original), reset each epoch, zero at evaluation,
+        and the raw logit map L for both product and update. Its update takes row 0 only: the original's
+        bmm(L.unsqueeze(2), y.unsqueeze(1))[0] on an (N,N) map is the outer product of L[0] and y[0]."""
+        logit_map = self._logit_map(features)  # (B,N,N)
+        if not self.training:
+            return (logit_map @ self.weight + self.bias).unsqueeze(1)
+        outputs = []
+        for image in logit_map:
+            trace = self.carried_hebb  # replaced, never changed in place: autograd keeps the one this step read
+            z = image @ (self.weight + self.alpha * trace) + self.bias  # (N,N)
+            outputs.append(z)
+            with torch.no_grad():
+                post = torch.sigmoid(z[0])
+                coactivation = torch.outer(image[0], post)
+                self.carried_hebb, _ = plastic_update(self.rule, "hard", trace, trace, coactivation, post.pow(2)[None], self.eta, None)
+        self._last_trace = self.carried_hebb
+        return torch.stack(outputs).unsqueeze(1)
+
+    @torch.no_grad()
+    def consolidate(self, all_reduce=None) -> None:
+        """Under DDP every rank carries the mean trace."""
+        if all_reduce is not None and self.rule != "none":
+            all_reduce(self.carried_hebb)
+
+    @torch.no_grad()
+    def reset_lifetime(self) -> None:
+        if self.rule != "none":
+            self.carried_hebb.zero_()
+
+
+PLACEMENTS = {"pixels": PlasticHead, "rows": RowsPlasticHead, "original": OriginalPlasticHead}
+
+
 def plastic_heads(model: nn.Module) -> list[PlasticHead]:
     return [module for module in model.modules() if isinstance(module, PlasticHead)]
+
+
+# ----- what a trainer calls: the heads' life cycle, without knowing their fields ----------------------------
+def on_epoch_start(model: nn.Module) -> None:
+    """Before each training epoch: heads that reset their trace each epoch (placement original, or
+    lifetime_reset_each_epoch) do so."""
+    for head in plastic_heads(model):
+        head.on_epoch_start()
+
+
+def on_step_end(model: nn.Module, all_reduce=None) -> None:
+    """After each optimizer step: lifetime traces consolidate the step's co-activations (`all_reduce` averages a
+    tensor across DDP ranks in place, so every rank keeps the same trace)."""
+    for head in plastic_heads(model):
+        head.on_step_end(all_reduce)
+
+
+def statistics(model: nn.Module) -> dict[str, float]:
+    """Numbers worth logging per epoch (eta, |alpha|, |trace|, |lifetime trace|)."""
+    stats: dict[str, float] = {}
+    for head in plastic_heads(model):
+        stats.update(head.statistics())
+    return stats
+
+
+def plasticity_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The trainable plasticity parameters (alpha, eta, modulator) of every head, for their own optimizer group."""
+    return [parameter for head in plastic_heads(model) for parameter in head.plasticity_parameters()]
+
+
+def notes(model: nn.Module) -> list[str]:
+    """What a user should know about the heads before training (parameters that stay fixed)."""
+    return [note for head in plastic_heads(model) if (note := head.fixed_parameters_note())]
 
 
 @contextlib.contextmanager

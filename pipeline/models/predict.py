@@ -1,6 +1,9 @@
-"""Batched prediction with test-time augmentation: probabilities in the original 101x101 geometry."""
+"""Batched prediction with test-time augmentation, and the ensemble over checkpoints: probabilities in the original
+101x101 geometry. The one place that averages views and models (infer, OOF, export all come here)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,8 +12,9 @@ from tqdm import tqdm
 from pipeline.config import TTA_VIEWS, Config
 from pipeline.data.dataset import batch_inputs, to_original_geometry
 from pipeline.devices import autocast
-from pipeline.fileio import PipelineError
-from pipeline.models.plastic import plastic_heads
+from pipeline.errors import PipelineError
+from pipeline.models.checkpoints import load_checkpoint, load_model_state
+from pipeline.models.plastic import lifetime_preserved, plastic_heads
 
 
 
@@ -75,3 +79,16 @@ def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: t
         if has_empty_head:  # the head's logit is P(mask empty)
             empty[start:stop] = torch.stack([torch.sigmoid(labels.float()) for labels in view_labels]).mean(0).cpu().numpy()
     return out, (empty if has_empty_head else None)
+
+
+def predict_with_checkpoints(model, paths: list[Path], cfg: Config, images: np.ndarray, depth: np.ndarray, device: torch.device):
+    """The mean over checkpoints of `predict` (mask probabilities, empty-mask probabilities or None), each
+    checkpoint loaded into `model` in turn and predicting from its own lifetime trace (TTA views: infer.tta)."""
+    probs, empty = 0.0, 0.0
+    for path in paths:
+        load_model_state(model, load_checkpoint(path, cfg), path)
+        with lifetime_preserved(model):
+            one_probs, one_empty = predict(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+        probs = probs + one_probs / len(paths)
+        empty = None if one_empty is None else empty + one_empty / len(paths)
+    return probs, empty

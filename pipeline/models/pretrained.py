@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 
 
 @dataclass(frozen=True)

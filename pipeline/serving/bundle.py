@@ -19,10 +19,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pipeline.config import Config, config_from_dict, load_run_config, to_dict
+from pipeline.config import Config, config_from_dict, to_dict
+from pipeline.rundir import RunDir
 from pipeline.data.dataset import PIXEL_MEAN, PIXEL_STD
 from pipeline.devices import choose_device
-from pipeline.fileio import PipelineError, atomic_path, write_json
+from pipeline.errors import PipelineError
+from pipeline.fileio import atomic_path, write_json
 from pipeline.inference.postprocess import GATE_OFF
 from pipeline.models.factory import build_model
 from pipeline.models.predict import predict
@@ -87,19 +89,19 @@ def _weights_name(path: Path) -> str:
 def export_bundle(run_dir: Path, out: Path, force: bool = False, onnx: bool = False) -> dict:
     """Write the bundle of a finished run (trained and inferred) to `out`, with its ONNX graph `model.onnx`
     when `onnx`; returns the manifest (written last, once)."""
-    from pipeline.inference.infer import checkpoints
+    from pipeline.inference.infer import checkpoint_paths
     from pipeline.study.ablate import code_version
-    from pipeline.training.checkpoint import load_checkpoint
+    from pipeline.models.checkpoints import load_checkpoint
 
-    run_dir, out = Path(run_dir), Path(out)
-    post_path = run_dir / "postprocess.json"
+    run, out = RunDir(run_dir), Path(out)
+    run_dir, post_path = run.root, run.postprocess
     if not post_path.exists():
-        raise PipelineError(f"{run_dir} has no postprocess.json: run `python -m pipeline infer --run {run_dir.name}` before export")
+        raise PipelineError(f"{run_dir} has no postprocess.json: run `python -m pipeline infer --run {run.name}` before export")
     if (out / MANIFEST).exists() and not force:
         raise PipelineError(f"{out} already holds a model bundle; pass --force to replace it or choose another --out")
-    cfg = load_run_config(run_dir)
+    cfg = run.load_config()
     post = json.loads(post_path.read_text())
-    paths = checkpoints(run_dir)
+    paths = checkpoint_paths(run, cfg)
     weights, states = [], []
     for path in paths:
         state = {k: v.detach().contiguous().clone() for k, v in load_checkpoint(path, cfg)["model"].items()}

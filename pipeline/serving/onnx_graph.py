@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from pipeline.data.dataset import batch_inputs, to_original_geometry
-from pipeline.fileio import PipelineError, atomic_path
+from pipeline.errors import PipelineError
+from pipeline.fileio import atomic_path
 from pipeline.models.factory import build_model
 from pipeline.models.predict import apply_view
 

@@ -21,7 +21,8 @@ from PIL import Image
 from scipy import ndimage
 
 from pipeline.competition.rle import encode
-from pipeline.fileio import PipelineError, atomic_path, write_json, write_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import atomic_path, write_json, write_table
 from pipeline.inference.postprocess import to_masks
 from pipeline.serving.bundle import load_bundle
 from pipeline.serving.sources import image_files, read_grey, read_segy, to_grey, write_segy_like

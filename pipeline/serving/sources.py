@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.fileio import PipelineError, atomic_path
+from pipeline.errors import PipelineError
+from pipeline.fileio import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 CLIP_PERCENTILE = 99.0

@@ -23,16 +23,15 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.config import RULES, load_config, to_dict  # noqa: E402
-from pipeline.data.layout import Layout  # noqa: E402
-from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission  # noqa: E402
+from pipeline.config import RULES, to_dict  # noqa: E402
+from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.evaluation.report import read_metrics  # noqa: E402
-from pipeline.fileio import PipelineError, atomic_path, write_json, write_table, write_text  # noqa: E402
-from pipeline.inference.infer import infer  # noqa: E402
-from pipeline.inference.submit import submit  # noqa: E402
+from pipeline.fileio import atomic_path, write_json, write_table, write_text  # noqa: E402
 from pipeline.models.factory import build_model, count_parameters  # noqa: E402
+from pipeline.rundir import RunDir  # noqa: E402
+from pipeline.study.paired import paired_runs  # noqa: E402
 from pipeline.study.stats import COVERAGE_GROUPS, bootstrap_mean, coverage_group, holm, seed_tests  # noqa: E402
-from pipeline.training.trainer import train  # noqa: E402
+from pipeline.workflow import Outcome, Variant  # noqa: E402
 
 # one entry per plasticity rule (from the config's declaration), plus the original Plastic-UNet's placement
 HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
@@ -65,14 +64,13 @@ def code_version(root: Path = REPO) -> dict:
     return {"code": digest.hexdigest()[:16], "commit": commit}
 
 
-def image_scores(run_dir: Path, truth_path: Path) -> tuple[pd.DataFrame, str]:
+def image_scores(outcome: Outcome) -> tuple[pd.DataFrame, str]:
     """Per-image scores of a finished run (id, score, coverage_class) and what they score: the submission
     against the held-out truth when there is one, else the OOF predictions at threshold 0.5."""
-    if truth_path.exists():
-        submission = submit(run_dir, run_dir / "submissions")["path"]
-        result = evaluate_submission(Path(submission), truth_path)
+    if outcome.test_result is not None:
+        result = outcome.test_result
         return pd.DataFrame({"id": result["ids"], "score": result["scores"], "coverage_class": result["coverage_class"]}), "test"
-    oof = evaluate_run(run_dir, tuned=False)
+    oof = outcome.oof_untuned
     return pd.DataFrame({"id": oof["oof"].ids, "score": oof["scores"], "coverage_class": oof["coverage_class"]}), "oof"
 
 
@@ -80,23 +78,21 @@ def mean_train_speed(run_dir: Path) -> float:
     return float(np.mean([row["train_img_per_s"] for rows in read_metrics(run_dir).values() for row in rows]))
 
 
-def run_one(config: str, head: str, seed: int, folds, overrides: list[str], run_dir: Path) -> tuple[dict, pd.DataFrame]:
-    cfg = load_config(config, overrides + HEADS[head] + [f"train.seed={seed}"])
-    stamp_path = run_dir / "provenance.json"
-    version = json.loads(stamp_path.read_text())["version"] if stamp_path.exists() else code_version()  # a finished run keeps its stamp
-    train(cfg, run_dir, folds, resume=True)
-    write_json(stamp_path, {"version": version, "config": to_dict(cfg)})
-    oof = evaluate_run(run_dir, tuned=False)  # threshold 0.5: nothing tuned on the images being scored
-    infer(run_dir, allow_partial=folds is not None)
-    scores, scored_on = image_scores(run_dir, Layout(Path(cfg.data.data_dir)).test_truth)
-    write_table(run_dir / "image_scores.csv", scores)
+def record(config: str, head: str, seed: int, outcome: Outcome, version: dict) -> tuple[dict, pd.DataFrame]:
+    """One finished run of the grid: its stamp (the code that made it, kept when it already had one), per-image
+    scores and the row of runs.csv."""
+    run = outcome.run
+    cfg = run.load_config()
+    write_json(run.provenance, {"version": version, "config": to_dict(cfg)})
+    scores, scored_on = image_scores(outcome)
+    write_table(run.root / "image_scores.csv", scores)
     return {
         "head": head,
         "seed": seed,
-        "oof_metric": float(oof["scores"].mean()),
+        "oof_metric": outcome.oof_score_untuned,
         "test_metric": float(scores["score"].mean()) if scored_on == "test" else None,
         "scored_on": scored_on,
-        "train_img_per_s": mean_train_speed(run_dir),
+        "train_img_per_s": mean_train_speed(run.root),
         "parameters": count_parameters(build_model(cfg)),
         "code": version["code"],
         "commit": version["commit"],
@@ -222,6 +218,12 @@ def plot(comparisons: list[dict], rows: list[dict], results: list[dict], path: P
     plt.close(figure)
 
 
+def stamp(run_dir: Path) -> dict | None:
+    """The code version a run was stamped with when it finished (None: not finished yet)."""
+    path = RunDir(run_dir).provenance
+    return json.loads(path.read_text())["version"] if path.exists() else None
+
+
 def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str], out_dir: Path, data_dir: str | None = None,
            allow_mixed_code: bool = False) -> dict:
     unknown = [h for h in heads if h not in HEADS]
@@ -232,12 +234,13 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
     if data_dir:
         overrides = overrides + [f"data.data_dir={data_dir}"]
     results, per_image = [], []
-    for seed in range(seeds):  # seed-major: every head of a seed before the next, so pairs complete early
-        for head in heads:
-            result, scores = run_one(config, head, seed, folds, overrides, out_dir / f"{head}-seed{seed}")
-            results.append(result)
-            per_image.append(scores)
-            print(f"ablate: {head} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
+    versions_before = {(head, seed): stamp(out_dir / f"{head}-seed{seed}") for seed in range(seeds) for head in heads}
+    variants = {head: Variant(config, tuple(overrides) + tuple(HEADS[head])) for head in heads}
+    for head, seed, outcome in paired_runs(variants, list(range(seeds)), out_dir, folds):
+        result, scores = record(config, head, seed, outcome, versions_before[(head, seed)] or code_version())
+        results.append(result)
+        per_image.append(scores)
+        print(f"ablate: {head} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
     versions = sorted({r["code"] for r in results})
     if len(versions) > 1 and not allow_mixed_code:
         raise PipelineError(f"ablate: the runs in {out_dir} were made with different code (source hashes {', '.join(versions)}); rerun them "

@@ -7,6 +7,7 @@ import math
 import torch
 
 from pipeline.config import OptimConfig
+from pipeline.models.plastic import plasticity_parameters
 
 
 def lr_multiplier(step: int, total_steps: int, warmup_steps: int, cycles: int, min_ratio: float) -> float:
@@ -18,9 +19,6 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int, cycles: int, m
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * position))
 
 
-PLASTIC_PARAMETERS = ("alpha", "eta_logit", "modulator.")  # names inside PlasticHead
-
-
 ENCODER_PREFIX = "unet.encoder."  # SaltNet's encoder parameters
 
 
@@ -29,11 +27,11 @@ def parameter_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict]:
     is not 1; then the plasticity parameters (lr * plastic_lr_scale, no decay)."""
     network, encoder, plastic = [], [], []
     split_encoder = cfg.encoder_lr_scale != 1.0
+    of_plasticity = {id(parameter) for parameter in plasticity_parameters(model)}  # the heads say which are theirs
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
-        last = name.rsplit("segmentation_head.", 1)[-1] if "segmentation_head." in name else ""
-        if last.startswith(PLASTIC_PARAMETERS):
+        if id(parameter) in of_plasticity:
             plastic.append(parameter)
         elif split_encoder and name.startswith(ENCODER_PREFIX):
             encoder.append(parameter)

@@ -44,7 +44,7 @@ class TensorBoardLog:
 
         writer = self.writers.get(training.fold_dir)
         if writer is None:
-            writer = self.writers[training.fold_dir] = SummaryWriter(str(training.fold_dir / "tensorboard"))
+            writer = self.writers[training.fold_dir] = SummaryWriter(str(training.folder.tensorboard))
         epoch = row["epoch"]
         for key, value in row.items():
             if key not in ("epoch", "improved") and isinstance(value, (int, float)):

@@ -23,18 +23,23 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from pipeline.competition.metric import per_image_scores
-from pipeline.config import Config, TrainConfig, load_run_config, save_config, to_dict
+from pipeline.config import (RUNTIME_KEYS, Config, TrainConfig, differing_keys, flat_dict, is_runtime, prediction_choice, to_dict,
+                             with_absolute_paths)
 from pipeline.data.dataset import SaltDataset, to_original_geometry
 from pipeline.data.folds import number_of_folds, read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
+from pipeline.data.pseudo_set import load_pseudo
 from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
-from pipeline.fileio import PipelineError, save_npy, write_table
-from pipeline.inference.pseudo import load_pseudo
+from pipeline.errors import PipelineError
+from pipeline.fileio import save_npy, write_json, write_table
+from pipeline.models import plastic
+from pipeline.models.checkpoints import load_checkpoint, load_model_state, save_checkpoint
 from pipeline.models.factory import build_model
-from pipeline.models.plastic import lifetime_preserved, plastic_heads
+from pipeline.models.plastic import lifetime_preserved
+from pipeline.models.predict import predict_with_checkpoints
+from pipeline.rundir import FoldDir, RunDir
 from pipeline.training import distributed
-from pipeline.training.checkpoint import (fold_checkpoints, load_checkpoint, load_model_state, predict_with_checkpoints, restore_rng, rng_state,
-                                          save_checkpoint)
+from pipeline.training.checkpoint import restore_rng, rng_state
 from pipeline.training.losses import SaltLoss
 from pipeline.training.schedule import build_optimizer, build_scheduler, cycle_end_epochs
 from pipeline.training.tensorboard import write_tensorboard
@@ -52,33 +57,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _flat(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def prepare_run_dir(cfg: Config, run_dir: Path, is_main: bool) -> None:
-    """A run folder belongs to one config: refuse to mix two in it. A folder where no epoch was ever saved
-    (a start that failed) takes the new config."""
-    saved = run_dir / "config.yaml"
-    if saved.exists():
-        theirs, ours = _flat(to_dict(load_run_config(run_dir))), _flat(to_dict(cfg))
-        differing = [key for key in theirs if theirs[key] != ours.get(key)]
-        if differing and any(run_dir.glob("fold_*/last.pt")):
-            shown = "; ".join(f"{key}: saved {theirs[key]!r}, now {ours.get(key)!r}" for key in differing[:3])
+    """A run folder belongs to one recipe: refuse to mix two in it. Runtime keys (config.RUNTIME_KEYS: workers,
+    device, TensorBoard, infer.*) may change on resume and are saved. A folder where no epoch was ever saved (a
+    start that failed) takes the new config."""
+    run = RunDir(run_dir)
+    if run.config.exists():
+        saved = with_absolute_paths(run.load_config())  # runs saved with cwd-relative paths compare as absolute
+        differing = differing_keys(saved, cfg)
+        recipe = [key for key in differing if not is_runtime(key)]
+        if recipe and any(fold.last.exists() for fold in run.folds()):
+            theirs, ours = flat_dict(to_dict(saved)), flat_dict(to_dict(cfg))
+            shown = "; ".join(f"{key}: saved {theirs[key]!r}, now {ours.get(key)!r}" for key in recipe[:3])
             raise PipelineError(
-                f"{saved} holds a different config ({shown}{'; ...' if len(differing) > 3 else ''}). To continue the run: "
-                f"train --run {run_dir.name} --resume (its config is the default); to start over: --force; or pick a new --run NAME"
+                f"{run.config} holds a different recipe ({shown}{'; ...' if len(recipe) > 3 else ''}). To continue the run: "
+                f"train --run {run.name} --resume (its config is the default; only {', '.join(RUNTIME_KEYS)} may change); "
+                f"to start over: --force; or pick a new --run NAME"
             )
         if not differing:
             return
+        if is_main and any(fold.last.exists() for fold in run.folds()):
+            print(f"train: {run.name} continues with new runtime settings: {', '.join(differing)}", flush=True)
     if is_main:
-        save_config(cfg, saved)
+        run.save_config(cfg)
 
 
 def fold_split(train: TrainSet, folds_file: Path, fold: int) -> FoldData:
@@ -122,7 +123,7 @@ class FoldTraining:
 
     cfg: Config
     fold: int
-    fold_dir: Path
+    folder: FoldDir
     ctx: distributed.DistContext
     split: FoldData
     model: torch.nn.Module
@@ -141,7 +142,6 @@ class FoldTraining:
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, self.epochs)
         self.scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, cfg.train.amp))
         self.criterion = SaltLoss(cfg.loss, self.epochs)
-        self.heads = plastic_heads(self.model)
         self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
         self.net = (
             DistributedDataParallel(self.model, find_unused_parameters=needs_unused_parameter_search(cfg)) if self.ctx.enabled else self.model
@@ -153,16 +153,20 @@ class FoldTraining:
         self.ema = None if cfg.train.ema is None else AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema), use_buffers=True)
 
     @property
+    def fold_dir(self) -> Path:
+        return self.folder.root
+
+    @property
     def last_path(self) -> Path:
-        return self.fold_dir / "last.pt"
+        return self.folder.last
 
     @property
     def best_path(self) -> Path:
-        return self.fold_dir / "best.pt"
+        return self.folder.best
 
     @property
     def ema_path(self) -> Path:
-        return self.fold_dir / "ema.pt"
+        return self.folder.ema
 
     # ----- resume -----------------------------------------------------------------------------------
     def resume_state(self) -> dict:
@@ -203,9 +207,7 @@ class FoldTraining:
     # ----- one epoch ----------------------------------------------------------------------------------
     def train_epoch(self) -> dict:
         cfg, device, epoch = self.cfg, self.ctx.device, self.epoch
-        for head in self.heads:
-            if head.resets_each_epoch:
-                head.reset_lifetime()
+        plastic.on_epoch_start(self.model)
         self.loader.sampler.set_epoch(epoch)
         self.train_set.set_epoch(epoch)
         self.net.train()
@@ -229,8 +231,7 @@ class FoldTraining:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            for head in self.heads:
-                head.consolidate(self.reduce)
+            plastic.on_step_end(self.model, self.reduce)
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             step_losses.append(loss.detach())
@@ -282,8 +283,7 @@ class FoldTraining:
         row = {"epoch": self.epoch + 1, **self.train_epoch()}
         row["val_loss"], row["val_metric"] = self.validate()
         row["epoch_seconds"] = time.perf_counter() - started  # training and validation: what the time left is made of
-        for head in self.heads:
-            row.update(head.statistics())
+        row.update(plastic.statistics(self.model))
         self.epoch += 1
         self.history.append(row)
         improved = row["val_metric"] > self.best["score"]
@@ -314,7 +314,7 @@ def write_snapshots(training: FoldTraining, row: dict) -> None:
         return
     ends = cycle_end_epochs(training.steps_per_epoch, training.epochs, cfg.optim)
     if training.epoch in ends:
-        path = training.fold_dir / f"snapshot_{ends.index(training.epoch)}.pt"
+        path = training.folder.snapshot(ends.index(training.epoch))
         save_checkpoint(path, cfg, {"model": training.model.state_dict(), "epoch": training.epoch})
 
 
@@ -322,7 +322,7 @@ def write_metrics(training: FoldTraining, row: dict) -> None:
     if training.ctx.is_main:
         history = training.history
         columns = list(dict.fromkeys(key for entry in history for key in entry))
-        write_table(training.fold_dir / "metrics.csv", pd.DataFrame(columns=columns, data=[[entry.get(c, "") for c in columns] for entry in history]))
+        write_table(training.folder.metrics, pd.DataFrame(columns=columns, data=[[entry.get(c, "") for c in columns] for entry in history]))
 
 
 def print_epoch(training: FoldTraining, row: dict) -> None:
@@ -358,9 +358,8 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     # after the weights: a stream that no head's initialisation has consumed (paired studies: every head of a
     # seed then sees the same dropout draws) and that differs by rank (each rank its own dropout masks)
     seed_everything(cfg.train.seed + fold + 1_000_003 * (ctx.rank + 1))
-    for head in plastic_heads(model):
-        note = head.fixed_parameters_note()
-        if note and ctx.is_main and fold == 0:
+    for note in plastic.notes(model):
+        if ctx.is_main and fold == 0:
             print(f"note: {note}", flush=True)
     images, depth, masks = training_arrays(cfg, train, split)
     train_set = SaltDataset(images, depth, cfg, masks, augment=True)
@@ -374,7 +373,7 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     val_shard = torch.utils.data.Subset(val_set, list(range(ctx.rank, len(val_set), ctx.world_size)))
     val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, **loader_options)
     steps = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
-    return FoldTraining(cfg, fold, run_dir / f"fold_{fold}", ctx, split, model, train_set, loader, val_loader, steps, fold_epochs(cfg.train, steps))
+    return FoldTraining(cfg, fold, RunDir(run_dir).fold(fold), ctx, split, model, train_set, loader, val_loader, steps, fold_epochs(cfg.train, steps))
 
 
 def training_arrays(cfg: Config, train: TrainSet, split: FoldData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -418,40 +417,42 @@ def train_fold(cfg: Config, run_dir: Path, fold: int, train: TrainSet, ctx: dist
 
 def finish_fold(training: FoldTraining, train: TrainSet) -> None:
     """Check that every rank holds the same parameters and buffers, then write the OOF predictions."""
-    ctx, fold_dir = training.ctx, training.fold_dir
+    ctx, folder = training.ctx, training.folder
     tensors = list(training.model.parameters()) + list(training.model.buffers())
     checksums = distributed.all_gather_floats(sum(float(t.detach().double().sum()) for t in tensors), ctx)
     if ctx.is_main:
         if len(set(checksums)) != 1:
             raise PipelineError(f"fold {training.fold}: ranks ended with different weights (checksums {checksums}); DDP lost sync")
-        write_table(fold_dir / "ranks.csv", pd.DataFrame(columns=["rank", "weight_checksum"], data=list(enumerate(checksums))))
-        write_oof(training.cfg, fold_dir, training.model, train, training.split, ctx.device)
+        write_table(folder.ranks, pd.DataFrame(columns=["rank", "weight_checksum"], data=list(enumerate(checksums))))
+        write_oof(training.cfg, folder, training.model, train, training.split, ctx.device)
     distributed.barrier(ctx)
 
 
-def write_oof(cfg: Config, fold_dir: Path, model, train: TrainSet, split: FoldData, device) -> None:
+def write_oof(cfg: Config, folder: FoldDir, model, train: TrainSet, split: FoldData, device) -> None:
     """Probabilities of the held-out images from the checkpoint(s) infer.checkpoint names (snapshots: their
     mean), 101x101 float16, with their ids."""
     index = split.val_index
-    paths = fold_checkpoints(cfg, fold_dir)
+    paths = folder.checkpoints(cfg.infer.checkpoint)
     if not paths:
-        raise PipelineError(f"{fold_dir} has no checkpoint for infer.checkpoint {cfg.infer.checkpoint}; train the fold first")
+        raise PipelineError(f"{folder.root} has no checkpoint for infer.checkpoint {cfg.infer.checkpoint}; train the fold first")
     probs, empty = predict_with_checkpoints(model, paths, cfg, train.images[index], train.depth[index], device)
-    write_table(fold_dir / "oof_ids.csv", pd.DataFrame({"id": train.ids[index]}))
+    write_table(folder.oof_ids, pd.DataFrame({"id": train.ids[index]}))
+    write_json(folder.oof_choice, prediction_choice(cfg))
     if empty is not None:  # before oof.npy: oof.npy marks a finished fold
-        save_npy(fold_dir / "oof_empty.npy", empty.astype(np.float32))
-    save_npy(fold_dir / "oof.npy", probs.astype(np.float16))
+        save_npy(folder.oof_empty, empty.astype(np.float32))
+    save_npy(folder.oof, probs.astype(np.float16))
 
 
-def fold_is_finished(cfg: Config, fold_dir: Path) -> bool:
-    if not (fold_dir / "oof.npy").exists() or not (fold_dir / "last.pt").exists():
+def fold_is_finished(cfg: Config, folder: FoldDir) -> bool:
+    if not folder.oof.exists() or not folder.last.exists():
         return False
-    state = load_checkpoint(fold_dir / "last.pt")
+    state = load_checkpoint(folder.last)
     return state["epoch"] >= state.get("epochs", cfg.train.epochs)
 
 
 def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bool = False, callbacks: tuple[Callable, ...] = ()) -> list[dict]:
     """Train the given folds (all when None) of a run; finished folds are skipped."""
+    cfg = with_absolute_paths(cfg)
     ctx = distributed.setup(cfg.train.device)
     try:
         prepare_run_dir(cfg, run_dir, ctx.is_main)
@@ -461,7 +462,7 @@ def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bo
         folds = (cfg.train.folds or list(range(n_folds))) if folds is None else folds
         results = []
         for fold in folds:  # an out-of-range fold is refused by fold_split, before any work
-            if fold_is_finished(cfg, run_dir / f"fold_{fold}"):
+            if fold_is_finished(cfg, RunDir(run_dir).fold(fold)):
                 if ctx.is_main:
                     print(f"fold {fold}: already finished in {run_dir}, skipped", flush=True)
                 results.append({"fold": fold, "skipped": True})

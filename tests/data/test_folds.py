@@ -3,7 +3,7 @@ import pytest
 
 from pipeline.data.folds import assign_folds, make_folds, read_folds
 from pipeline.data.prep import load_train_cache
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 
 
 def test_stratified_on_coverage_class():
@@ -38,7 +38,7 @@ def test_folds_file_is_part_of_an_experiments_identity(workdir):
 
 def test_a_folds_file_without_its_columns_is_a_clear_error(tmp_path):
     from pipeline.data.folds import read_folds
-    from pipeline.fileio import PipelineError
+    from pipeline.errors import PipelineError
 
     (tmp_path / "folds.csv").write_text("image,split\na,0\n")
     with pytest.raises(PipelineError, match=r"folds.csv: expected columns id,fold"):

@@ -5,7 +5,8 @@ from pipeline.cli import main
 from pipeline.competition.rle import decode
 from pipeline.data.layout import Layout, read_mask
 from pipeline.data.prep import prep
-from pipeline.fileio import PipelineError, read_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table
 
 
 def test_holdout_carves_a_scorable_mini_competition(workdir, tmp_path):

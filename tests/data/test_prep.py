@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from pipeline.data.prep import load_test_cache, load_train_cache, prep
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from PIL import Image
 
 from pipeline.competition.rle import decode
 from pipeline.data.synth import synthesize
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.competition.rle import encode
 from pipeline.evaluation.evaluate import evaluate_submission, format_table
-from pipeline.fileio import PipelineError, read_table, write_table
+from pipeline.errors import PipelineError
+from pipeline.fileio import read_table, write_table
 
 
 def truth_rows(path):

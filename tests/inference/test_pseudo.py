@@ -12,8 +12,10 @@ from pipeline.cli import main
 from pipeline.competition.rle import decode
 from pipeline.config import load_config, save_config
 from pipeline.data.prep import load_test_cache, load_train_cache
-from pipeline.fileio import PipelineError, save_npy, write_json, write_table
-from pipeline.inference.pseudo import choose_rule, confidence, load_pseudo, selected
+from pipeline.errors import PipelineError
+from pipeline.fileio import save_npy, write_json, write_table
+from pipeline.data.pseudo_set import load_pseudo
+from pipeline.inference.pseudo import choose_rule, confidence, selected
 from pipeline.training.trainer import build_fold_training, fold_split, training_arrays
 from pipeline.training import distributed
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.models.factory import build_model, input_channels
 from pipeline.models.plastic import PlasticHead
 
@@ -128,6 +128,22 @@ def test_scse_decoder_attention():
     assert logits.shape == (2, 1, 64, 64)
 
 
+def test_a_deep_copy_of_a_hypercolumn_model_predicts_by_itself():
+    """EMA's AveragedModel deep-copies the model: the copy's hooks must fill the copy's stage list, not the original's."""
+    import copy
+
+    torch.manual_seed(0)
+    model = build_model(load_config("smoke", ["model.hypercolumn=true", "model.decoder_channels=[16,8,4]"])).eval()
+    twin = copy.deepcopy(model)
+    images = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(images)[0], model(images)[0])
+        for parameter in twin.parameters():
+            parameter.add_(0.01)
+        moved = twin(images)[0]
+    assert not torch.equal(moved, model(images)[0].detach()) and model.hypercolumn.stages == []
+
+
 def test_hypercolumn_head_reads_every_decoder_stage_upsampled():
     import torch.nn.functional as F
 
@@ -145,7 +161,7 @@ def test_hypercolumn_head_reads_every_decoder_stage_upsampled():
     assert hyper.shape == (2, 16 + 8 + 4, 64, 64)
     expected = torch.cat([F.interpolate(s, size=(64, 64), mode="bilinear", align_corners=False) for s in stages[:2]] + [stages[2]], dim=1)
     torch.testing.assert_close(hyper, expected)
-    assert model._stages == []  # nothing held after the forward
+    assert model.hypercolumn.stages == []  # nothing held after the forward
     plain = build_model(load_config("smoke", ["model.decoder_channels=[16,8,4]"]))
     # the head keeps its width: the fuse (28 -> 4 conv, BN) is all the option adds
     assert plain.hypercolumn is None and sum(p.numel() for p in model.parameters()) - sum(p.numel() for p in plain.parameters()) == 28 * 4 + 2 * 4

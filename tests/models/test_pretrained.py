@@ -8,7 +8,7 @@ import torch
 from sklearn.datasets import load_sample_image
 
 from pipeline.config import load_config
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.models.factory import build_model
 from pipeline.models.pretrained import SHIPPED, convert_by_order, load_shipped
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from pipeline.config import load_config
-from pipeline.fileio import PipelineError
+from pipeline.errors import PipelineError
 from pipeline.training import trainer
-from pipeline.training.checkpoint import load_checkpoint
+from pipeline.models.checkpoints import load_checkpoint
 from pipeline.training.losses import SaltLoss
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -121,7 +121,7 @@ def test_fold_out_of_range(workdir):
 
 def test_run_folder_refuses_a_different_config(workdir):
     trainer.train(smoke("train.epochs=1"), workdir / "runs" / "y", folds=[0])
-    with pytest.raises(PipelineError, match="different config"):
+    with pytest.raises(PipelineError, match=r"different recipe \(model.head.rule: saved 'hebb', now 'oja'\)"):
         trainer.train(smoke("train.epochs=1", "model.head.rule=oja"), workdir / "runs" / "y", folds=[0])
 
 
@@ -230,7 +230,7 @@ def test_validation_and_oof_leave_the_lifetime_trace_as_training_left_it(workdir
 
     def watched_write_oof(cfg, fold_dir, model, train, split, device):
         original_write_oof(cfg, fold_dir, model, train, split, device)
-        best = load_checkpoint(fold_dir / f"{cfg.infer.checkpoint}.pt")["model"]["unet.segmentation_head.lifetime_hebb"]
+        best = load_checkpoint(fold_dir.checkpoints(cfg.infer.checkpoint)[0])["model"]["unet.segmentation_head.lifetime_hebb"]
         assert best.abs().sum() > 0
         unchanged.append(("oof", torch.equal(best, model.head.lifetime_hebb)))
 
@@ -341,10 +341,10 @@ def test_lovasz_starts_at_its_share_of_the_epochs(share, epochs, first):
     assert lovasz_start_epoch(LossConfig(lovasz_from=share), epochs) == first
     loss = SaltLoss(LossConfig(lovasz_from=share, symmetric_lovasz=False), epochs)
     logits, masks = torch.tensor([[[[2.0, -1.0]]]]), torch.tensor([[[[1.0, 0.0]]]])
-    bce_dice = loss.segmentation(logits, masks, first - 1) if first > 0 else None
-    assert loss.segmentation(logits, masks, first) == 0.0 or first == epochs  # Lovasz: both pixels right, margin >= 1
-    if bce_dice is not None:
-        assert bce_dice > 0.0
+    if first < epochs:  # Lovasz from epoch `first`: both pixels right with margin >= 1, so zero
+        assert loss.segmentation(logits, masks, first) == 0.0
+    if first > 0:  # BCE+Dice until then (share 1.0: every epoch of the fold)
+        assert loss.segmentation(logits, masks, first - 1) > 0.0
 
 
 def test_tensorboard_logs_every_metric_and_a_validation_overlay_and_can_be_turned_off(workdir):
