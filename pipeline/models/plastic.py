@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +57,15 @@ def plastic_update(rule: str, clip: str, hebb, eligibility, coactivation, post_p
     else:
         raise ValueError(f"unknown clip mode {clip!r}; choose hard, decay or oja")
     return hebb.clamp(-1.0, 1.0), eligibility
+
+
+@dataclass
+class StepRecord:
+    """A training forward's batch means, for the lifetime trace: S (C,K), s (1,K), M (1,1) / (1,K) or None."""
+
+    coactivation: torch.Tensor
+    post_power: torch.Tensor
+    modulation: torch.Tensor | None
 
 
 class PlasticHead(nn.Module):
@@ -104,10 +114,11 @@ class PlasticHead(nn.Module):
         if cfg.episode == "lifetime":
             self.register_buffer("lifetime_hebb", torch.zeros(n_in, n_out))
             self.register_buffer("lifetime_eligibility", torch.zeros(n_in, n_out))
-        # the state that crosses calls: the last training forward's batch-mean (S, s, M), which on_step_end folds
-        # into the lifetime trace after the optimizer step; and the last episode's trace, which statistics() reads
-        self._pending = None
-        self._last_trace = None
+        # the state that crosses calls, both detached: `step_record`, the last training forward's batch means, which
+        # on_step_end folds into the lifetime trace after the optimizer step (and clears); `last_trace`, the last
+        # episode's final trace, which statistics() reads once per epoch
+        self.step_record: StepRecord | None = None
+        self.last_trace: torch.Tensor | None = None
 
     def _connections(self, in_channels: int, out_channels: int, input_size: int) -> tuple[int, int, torch.Tensor]:
         """(C, K, initial W): every decoder channel to every output channel."""
@@ -187,7 +198,7 @@ class PlasticHead(nn.Module):
         record = self.uses_lifetime and self.training
         logits, statistics = self._episode(features, hebb, eligibility, record)
         if record:  # batch means, folded into the lifetime trace by consolidate() after the optimizer step
-            self._pending = tuple(None if t is None else t.mean(0) for t in statistics)
+            self.step_record = StepRecord(*(None if t is None else t.mean(0) for t in statistics))
         return logits
 
     def _episode(self, features: torch.Tensor, hebb: torch.Tensor, eligibility: torch.Tensor, record: bool):
@@ -207,7 +218,7 @@ class PlasticHead(nn.Module):
             post_power = post.pow(2).mean(dim=2).unsqueeze(1) if needs_power else None  # (B,1,K)
             if step < self.cfg.steps - 1:
                 hebb, eligibility = plastic_update(self.rule, self.cfg.clip, hebb, eligibility, coactivation, post_power, eta, modulation)
-        self._last_trace = hebb.detach()  # read lazily by statistics(): no device sync per step
+        self.last_trace = hebb.detach()  # read lazily by statistics(): no device sync per step
         statistics = None
         if record:
             statistics = (coactivation.detach(), post_power.detach(), None if modulation is None else modulation.detach())
@@ -249,10 +260,10 @@ class PlasticHead(nn.Module):
 
         `all_reduce(tensor)` averages a tensor across DDP ranks in place, so every rank's trace stays identical.
         """
-        if not self.uses_lifetime or self._pending is None:
+        if not self.uses_lifetime or self.step_record is None:
             return
-        coactivation, post_power, modulation = self._pending
-        self._pending = None
+        coactivation, post_power, modulation = self.step_record.coactivation, self.step_record.post_power, self.step_record.modulation
+        self.step_record = None
         if all_reduce is not None:
             for tensor in (coactivation, post_power) + (() if modulation is None else (modulation,)):
                 all_reduce(tensor)
@@ -282,7 +293,7 @@ class PlasticHead(nn.Module):
         """Numbers worth plotting over training: eta, |alpha|, |Hebb| of the last forward, |lifetime trace|."""
         if self.rule == "none":
             return {}
-        trace_abs = 0.0 if self._last_trace is None else float(self._last_trace.abs().mean())
+        trace_abs = 0.0 if self.last_trace is None else float(self.last_trace.abs().mean())
         stats = {"head_alpha_abs": float(self.alpha.detach().abs().mean()), "head_trace_abs": trace_abs}
         if self.uses_eta:
             stats["head_eta"] = float(self.eta.detach())
@@ -353,7 +364,7 @@ class OriginalPlasticHead(RowsPlasticHead):
                 post = torch.sigmoid(z[0])
                 coactivation = torch.outer(image[0], post)
                 self.carried_hebb, _ = plastic_update(self.rule, "hard", trace, trace, coactivation, post.pow(2)[None], self.eta, None)
-        self._last_trace = self.carried_hebb
+        self.last_trace = self.carried_hebb
         return torch.stack(outputs).unsqueeze(1)
 
     @torch.no_grad()

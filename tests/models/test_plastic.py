@@ -210,7 +210,7 @@ def _all_reduce_worker(rank, world, init_file, out_dir):
     head = lifetime_head().train()
     torch.manual_seed(100 + rank)  # each rank sees different data
     head(torch.randn(3, 6, 8, 8))
-    stats = [t.clone() for t in head._pending[:2]]
+    stats = [head.step_record.coactivation.clone(), head.step_record.post_power.clone()]
     head.consolidate(all_reduce_mean)
     torch.save({"hebb": head.lifetime_hebb, "stats": stats}, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
