@@ -116,11 +116,8 @@ def build_model(cfg: Config) -> SaltNet:
         raise PipelineError(f"config: cannot build encoder '{model_cfg.encoder}' ({error}); pick an smp/timm encoder name") from None
     except OSError as error:  # the hub download failed
         raise PipelineError(f"model.encoder_weights imagenet: the download failed ({error}); use a local weights file") from None
-    if model_cfg.head.input == "preact":  # the head reads the last decoder block's BatchNorm output, before its ReLU
-        last = unet.decoder.blocks[-1].conv2
-        if not isinstance(last[-1], nn.ReLU):
-            raise PipelineError(f"config: model.head.input preact needs a decoder block ending in ReLU, found {last[-1].__class__.__name__}")
-        last[-1] = nn.Identity()
+    if model_cfg.head.input == "preact":
+        expose_preactivation(unet.decoder.blocks[-1])
     unet.segmentation_head = PlasticHead(model_cfg.decoder_channels[-1], 1, model_cfg.head, cfg.data.input_size)
     if model_cfg.encoder_weights in SHIPPED:
         load_shipped_weights(unet.encoder, model_cfg.encoder, model_cfg.encoder_weights)
@@ -128,6 +125,17 @@ def build_model(cfg: Config) -> SaltNet:
         load_encoder_weights(unet.encoder, Path(model_cfg.encoder_weights))
     hypercolumn = Hypercolumn(list(model_cfg.decoder_channels)) if model_cfg.hypercolumn else None
     return SaltNet(unet, hypercolumn, freeze_encoder_bn=model_cfg.freeze_encoder_bn)
+
+
+def expose_preactivation(block: nn.Module) -> None:
+    """model.head.input preact: the last decoder block's output is taken before its final ReLU (after that ReLU's
+    normalisation), by replacing the ReLU with an identity. smp's blocks expose no pre-activation output, and a
+    forward hook cannot read one: their ReLU runs in place and overwrites the tensor the hook would hold."""
+    relus = [(parent, name) for parent in block.modules() for name, child in parent.named_children() if isinstance(child, nn.ReLU)]
+    if not relus:
+        raise PipelineError(f"config: model.head.input preact needs a decoder block with a ReLU, found none in {block.__class__.__name__}")
+    parent, name = relus[-1]
+    setattr(parent, name, nn.Identity())
 
 
 def adapt_first_conv(weight: torch.Tensor, in_channels: int, scale: float = 1.0) -> torch.Tensor:
