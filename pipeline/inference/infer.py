@@ -33,9 +33,9 @@ def checkpoints(run: RunDir, cfg: Config) -> dict[int, list[Path]]:
     return found
 
 
-def checkpoint_paths(run: RunDir, cfg: Config) -> list[Path]:
-    """Every checkpoint the ensemble averages, fold by fold."""
-    return [path for fold_paths in checkpoints(run, cfg).values() for path in fold_paths]
+def checkpoint_paths(run: RunDir, cfg: Config, by_fold: dict[int, list[Path]] | None = None) -> list[Path]:
+    """Every checkpoint the ensemble averages, fold by fold (from `by_fold` when the caller already found them)."""
+    return [path for fold_paths in (by_fold or checkpoints(run, cfg)).values() for path in fold_paths]
 
 
 def ensemble_probs(cfg: Config, paths: list[Path], images: np.ndarray, depth: np.ndarray, device: torch.device) -> tuple[np.ndarray, np.ndarray | None]:
@@ -83,7 +83,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False, overr
     if cfg != saved:
         force = True  # the test probabilities on disk were made with the saved choice
     by_fold = checkpoints(run, cfg)
-    paths = checkpoint_paths(run, cfg)
+    paths = checkpoint_paths(run, cfg, by_fold)  # the folders are searched once
     found = sorted(by_fold)
     expected = cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file))))
     missing = sorted(set(expected) - set(found))
