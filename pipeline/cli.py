@@ -43,10 +43,13 @@ def _mosaic(args):
 
 
 def _holdout(args):
-    from pipeline.data.holdout import carve_holdout
+    from pipeline.data.holdout import ContrastCurve, carve_holdout
 
-    summary = carve_holdout(Path(args.data), Path(args.out), args.test, args.seed, args.train, args.force)
-    print(f"holdout: {summary['train']} train and {summary['test']} test images (seed {summary['seed']}, "
+    summary = carve_holdout(Path(args.data), Path(args.out), args.test, args.seed, args.train, args.force, args.split,
+                            ContrastCurve(args.test_gain, args.test_gamma))
+    shift = "" if args.split == "random" else f", train z {summary['train_depth'][0]:g}-{summary['train_depth'][1]:g}, test z {summary['test_depth'][0]:g}-{summary['test_depth'][1]:g}"
+    curve = "" if (args.test_gain, args.test_gamma) == (1.0, 1.0) else f", test images through gain {args.test_gain:g} gamma {args.test_gamma:g}"
+    print(f"holdout: {summary['train']} train and {summary['test']} test images (seed {summary['seed']}, split {args.split}{shift}{curve}, "
           f"{summary['test_empty_fraction']:.1%} of the test masks empty) -> {summary['root']}; truth in test_truth.csv")
 
 
@@ -295,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=int, required=True, help="number of held-out images (their masks become test_truth.csv)")
     p.add_argument("--train", type=int, default=None, help="number of train images (default: all the rest)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random draw")
+    p.add_argument("--split", choices=["random", "depth"], default="random",
+                   help="random: both sets drawn from all ids; depth: test from the deepest third by z, train from the rest (a depth shift)")
+    p.add_argument("--test-gain", type=float, default=1.0, help="test images' contrast gain around mid-grey (an amplitude shift; 1: unchanged)")
+    p.add_argument("--test-gamma", type=float, default=1.0, help="test images' gamma curve (1: unchanged)")
     force(p, "replace an existing data folder at --out")
 
     p = stage("prep", "validate the data folder and cache it as arrays", _prep)

@@ -172,6 +172,9 @@ class InferConfig:
     checkpoint: Literal["last", "best", "snapshots", "ema"] = "last"
     # test-time views averaged (hflip only: a vertical flip would mirror depth)
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
+    # AdaBN: before predicting the test images, each checkpoint's BatchNorm statistics are re-estimated on the
+    # test images themselves (a test-time adaptation without plasticity; OOF predictions are never adapted)
+    adapt_bn: bool = False
     # probability thresholds searched on OOF
     thresholds: list[Probability] = field(default_factory=lambda: [round(0.2 + 0.025 * i, 3) for i in range(25)])
     # minimum mask areas (px) searched on OOF: smaller masks become empty

@@ -42,12 +42,13 @@ def ensemble_probs(cfg: Config, paths: list[Path], images: np.ndarray, depth: np
     """Mean over checkpoints (every fold's, as infer.checkpoint names them) and TTA views of the test
     probabilities, (N,101,101) float32, and of the empty-mask probabilities (N,) (None without an empty-mask head).
 
-    The plastic lifetime trace comes from each checkpoint and follows its `inference_plasticity` setting.
+    The plastic lifetime trace comes from each checkpoint and follows its `inference_plasticity` setting. With
+    infer.adapt_bn each checkpoint's BatchNorm statistics are first re-estimated on these (the test) images.
     """
     model = build_model(cfg).to(device)
     if cfg.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return predict_with_checkpoints(model, paths, cfg, images, depth, device)
+    return predict_with_checkpoints(model, paths, cfg, images, depth, device, adapt_bn=cfg.infer.adapt_bn)
 
 
 def refresh_oof(run: RunDir, cfg: Config, train) -> list[int]:
@@ -102,7 +103,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False, overr
     oof = load_oof(run, train)
     post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas, oof.empty, cfg.infer.empty_thresholds)
     post["oof_images"] = int(len(oof.ids))
-    post["folds"], post["checkpoint"], post["tta"] = found, cfg.infer.checkpoint, list(cfg.infer.tta)
+    post["folds"], post["checkpoint"], post["tta"], post["adapt_bn"] = found, cfg.infer.checkpoint, list(cfg.infer.tta), cfg.infer.adapt_bn
     if redone:
         post["oof_predicted_again"] = redone
     started = time.perf_counter()

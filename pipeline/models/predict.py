@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from pipeline.config import TTA_VIEWS, Config
@@ -81,12 +82,46 @@ def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: t
     return out, (empty if has_empty_head else None)
 
 
-def predict_with_checkpoints(model, paths: list[Path], cfg: Config, images: np.ndarray, depth: np.ndarray, device: torch.device):
+@torch.no_grad()
+def adapt_batchnorm(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64) -> int:
+    """AdaBN (Li et al. 2016): every BatchNorm layer's running statistics re-estimated on `images` (each TTA view
+    of each image; a cumulative average over batches, BatchNorm's momentum=None), weights untouched; the rest of
+    the model stays in eval mode, the lifetime trace as it was. Returns the number of layers adapted.
+
+    Not torch.optim.swa_utils.update_bn: it puts the whole model in train mode, which would let a plastic head
+    train its trace and leave the encoder's layers under model.freeze_encoder_bn reset but never updated."""
+    norms = [module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+    model.eval()
+    momenta = [norm.momentum for norm in norms]
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    try:
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
+            norm.train()
+        with lifetime_preserved(model):
+            for start in range(0, len(images), batch_size):
+                for view in views:
+                    inputs = batch_inputs(apply_view(images[start : start + batch_size], view), depth[start : start + batch_size], cfg.data)
+                    with autocast(device, cfg.train.amp):
+                        model(inputs.to(device).contiguous(memory_format=memory_format))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+            norm.eval()
+    return len(norms)
+
+
+def predict_with_checkpoints(model, paths: list[Path], cfg: Config, images: np.ndarray, depth: np.ndarray, device: torch.device,
+                             adapt_bn: bool = False):
     """The mean over checkpoints of `predict` (mask probabilities, empty-mask probabilities or None), each
-    checkpoint loaded into `model` in turn and predicting from its own lifetime trace (TTA views: infer.tta)."""
+    checkpoint loaded into `model` in turn and predicting from its own lifetime trace (TTA views: infer.tta).
+    `adapt_bn`: each checkpoint's BatchNorm statistics re-estimated on these images first (adapt_batchnorm)."""
     probs, empty = 0.0, 0.0
     for path in paths:
         load_model_state(model, load_checkpoint(path, cfg), path)
+        if adapt_bn:
+            adapt_batchnorm(model, images, depth, cfg, device, cfg.infer.tta, cfg.infer.batch_size)
         with lifetime_preserved(model):
             one_probs, one_empty = predict(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
         probs = probs + one_probs / len(paths)

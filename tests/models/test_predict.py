@@ -64,3 +64,42 @@ def test_the_empty_gate_from_training_to_the_submission(workdir, capsys):
     (run / "test_empty.npy").unlink()
     assert main(["submit", "--run", "gate", "--force"]) == 2
     assert "test_empty.npy is missing" in capsys.readouterr().err
+
+
+def test_adabn_re_estimates_every_batchnorm_on_the_given_images_and_touches_nothing_else():
+    from torch import nn
+
+    from pipeline.models.plastic import plastic_heads
+    from pipeline.models.predict import adapt_batchnorm
+
+    cfg = load_config("smoke", ["train.device=cpu", "model.freeze_encoder_bn=true", "model.head.episode=lifetime"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    head = plastic_heads(model)[0]
+    head.lifetime_hebb.normal_()  # a trace training would have left: AdaBN must leave it as it is
+    trace = head.lifetime_hebb.clone()
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    first = norms[0]  # the stem's BatchNorm: its input does not depend on any other layer's statistics
+    seen = []
+    hook = first.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    images = np.random.default_rng(3).integers(0, 120, (6, 101, 101), dtype=np.uint8)  # darker than anything trained on
+    depth = np.zeros(6, np.float32)
+    adapted = adapt_batchnorm(model, images, depth, cfg, torch.device("cpu"), views=["none"], batch_size=6)
+    hook.remove()
+    assert adapted == len(norms) > 5
+    stem_input = seen[0].float()
+    np.testing.assert_allclose(first.running_mean.numpy(), stem_input.mean(dim=(0, 2, 3)).numpy(), atol=1e-5)
+    np.testing.assert_allclose(first.running_var.numpy(), stem_input.var(dim=(0, 2, 3), unbiased=True).numpy(), rtol=1e-4, atol=1e-6)
+    for norm in norms:  # the encoder's frozen layers too; every layer back in eval mode with its momentum
+        assert not norm.training and norm.momentum == 0.1 and int(norm.num_batches_tracked) == 1
+    assert not model.training
+    for key, value in model.state_dict().items():
+        if key in weights:
+            assert torch.equal(value, weights[key]), key
+    torch.testing.assert_close(head.lifetime_hebb, trace, rtol=0, atol=0)
+    # two batches: the cumulative average of the two batches' statistics
+    adapt_batchnorm(model, images, depth, cfg, torch.device("cpu"), views=["none"], batch_size=3)
+    halves = stem_input.mean(dim=(2, 3))
+    expected = 0.5 * (halves[:3].mean(0) + halves[3:].mean(0))
+    np.testing.assert_allclose(first.running_mean.numpy(), expected.numpy(), atol=1e-5)
