@@ -19,7 +19,9 @@ numbered, and what "trained" and "inferred" mean. Stages ask a `RunDir` for a pa
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +176,24 @@ class RunDir:
 
     def save_config(self, cfg: Config) -> None:
         save_config(cfg, self.config)
+
+    def derive(self, dest, cfg: Config) -> RunDir:
+        """A run folder at `dest` that shares this run's training under `cfg` (the same weights scored another way:
+        other test images, infer.adapt_bn): every fold folder's files hard-linked (copied where a link cannot be
+        made), the run's own inference outputs left behind. Writes replace files by renaming, so the source
+        run is never changed through a link."""
+        derived = RunDir(dest)
+        for fold in self.finished_folds():
+            target = derived.fold(fold.number).root
+            target.mkdir(parents=True, exist_ok=True)
+            for path in fold.root.iterdir():
+                if path.is_file() and not (target / path.name).exists():
+                    try:
+                        os.link(path, target / path.name)
+                    except OSError:
+                        shutil.copy2(path, target / path.name)
+        derived.save_config(cfg)
+        return derived
 
 
 def load_run_config(run_dir) -> Config:

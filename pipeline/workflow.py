@@ -69,6 +69,14 @@ def _timed(seconds: dict, stage: str, work):
     return result
 
 
+def _stage(run: RunDir, locked: bool, seconds: dict, stage: str, work):
+    """`work()` timed, under the run's writer lock when `locked`."""
+    if not locked:
+        return _timed(seconds, stage, work)
+    with run_lock(run.root, stage):
+        return _timed(seconds, stage, work)
+
+
 def prepare_data(data_dir: Path, folds_file: Path, k: int = 5, force: bool = False, demo_sizes: tuple[int, int] = DEMO_SIZES,
                  log=print) -> dict[str, float]:
     """The data folder ready to train on: synthesised when it holds no competition data, validated and cached,
@@ -102,24 +110,26 @@ def run_variant(variant: Variant, run: RunDir, folds: list[int] | None = None, s
     cfg = load_config(variant.preset, list(variant.overrides))
     seconds: dict[str, float] = {}
     run.root.mkdir(parents=True, exist_ok=True)
-    lock = (lambda stage: run_lock(run.root, stage)) if locked else None
-
-    def locked_stage(stage: str, work):
-        if lock is None:
-            return _timed(seconds, stage, work)
-        with lock(stage):
-            return _timed(seconds, stage, work)
 
     if gpus > 1:
         _timed(seconds, "train", lambda: _train_distributed(variant, run, gpus, folds))
     else:
-        locked_stage("train", lambda: train(cfg, run.root, folds, resume=True))
-    oof = evaluate_run(run, tuned=False)  # threshold 0.5: nothing tuned on the images being scored
+        _stage(run, locked, seconds, "train", lambda: train(cfg, run.root, folds, resume=True))
     partial = folds is not None if allow_partial is None else allow_partial
-    post = locked_stage("infer", lambda: infer(run.root, force=refresh, allow_partial=partial))
+    return score_run(run, submissions, truth, refresh, partial, locked, seconds)
+
+
+def score_run(run: RunDir, submissions: Path | None = None, truth: Path | None = None, refresh: bool = False, allow_partial: bool = False,
+              locked: bool = True, seconds: dict[str, float] | None = None, overrides: tuple[str, ...] = ()) -> Outcome:
+    """A trained run's infer, submit and scores (what run_variant does after training). `overrides`: runtime
+    keys for infer (e.g. infer.adapt_bn=true)."""
+    seconds = {} if seconds is None else seconds
+    cfg = run.load_config()
+    oof = evaluate_run(run, tuned=False)  # threshold 0.5: nothing tuned on the images being scored
+    post = _stage(run, locked, seconds, "infer", lambda: infer(run.root, force=refresh, allow_partial=allow_partial, overrides=overrides))
     if post.get("skipped"):
         post = dict(json.loads(run.postprocess.read_text()), skipped=True)
-    submitted = locked_stage("submit", lambda: submit(run.root, submissions or run.root / "submissions"))
+    submitted = _stage(run, locked, seconds, "submit", lambda: submit(run.root, submissions or run.root / "submissions"))
     truth = truth if truth is not None else Layout(Path(cfg.data.data_dir)).test_truth
     result = _timed(seconds, "evaluate", lambda: evaluate_submission(Path(submitted["path"]), truth)) if truth.exists() else None
     return Outcome(run, Path(submitted["path"]), post, oof,

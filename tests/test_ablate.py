@@ -98,3 +98,52 @@ def test_comparison_pairs_isolate_plasticity_and_the_inference_trace():
     assert comparison_pairs(["none", "hebb", "lifetime-adapt"]) == [("hebb", "none"), ("lifetime-adapt", "none")]
     # lifetime and lifetime-adapt differ only at inference: the same training
     assert [o for o in HEADS["lifetime-adapt"] if "inference_plasticity" not in o] == HEADS["lifetime"]
+
+
+def test_test_time_adaptation_and_other_test_images_score_the_same_trained_weights(workdir, capsys):
+    import shutil
+
+    from pipeline.data.holdout import ContrastCurve
+    from pipeline.data.layout import Layout, png_bytes, read_image
+    from pipeline.fileio import read_table
+
+    gain = Layout(workdir / "data-gain")  # the same training set, the test images at half the contrast
+    shutil.copytree(workdir / "data", gain.root, ignore=shutil.ignore_patterns("cache"))
+    for image_id in read_table(gain.test_truth, ("id",))["id"]:
+        gain.test_image(image_id).write_bytes(png_bytes(np.repeat(ContrastCurve(gain=0.5)(read_image(gain.test_image(image_id)))[..., None], 3, -1)))
+    args = ["ablate", "--config", "smoke", "--heads", "none,frozen", "--seeds", "1", "--fold", "0", "--set", "train.epochs=1",
+            "--set", "train.tensorboard=false", "--out", "runs/shift", "--test-time", "adabn", "--also-test", f"gain={gain.root}"]
+    assert main(args) == 0, capsys.readouterr().err
+    out = workdir / "runs" / "shift"
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["head"].tolist() == ["none", "none+adabn", "none@gain", "none+adabn@gain", "frozen", "frozen+adabn", "frozen@gain", "frozen+adabn@gain"]
+    oof = dict(zip(runs["head"], runs["oof_metric"]))
+    assert len({oof[h] for h in ("none", "none+adabn", "none@gain", "none+adabn@gain")}) == 1  # one trained network, the same OOF images
+    # the derived runs share the weights (hard links) and leave the trained run's own outputs alone
+    assert (out / "none@gain-seed0" / "fold_0" / "last.pt").stat().st_ino == (out / "none-seed0" / "fold_0" / "last.pt").stat().st_ino
+    probs = {h: np.load(out / f"{h}-seed0" / "test_probs.npy").astype(np.float32) for h in ("none", "none+adabn", "none@gain", "none+adabn@gain")}
+    assert np.abs(probs["none"] - probs["none@gain"]).max() > 1e-3  # other test images
+    assert np.abs(probs["none"] - probs["none+adabn"]).max() > 1e-4  # BatchNorm statistics from the test images
+    assert json.loads((out / "none+adabn-seed0" / "postprocess.json").read_text())["adapt_bn"] is True
+    assert json.loads((out / "none-seed0" / "postprocess.json").read_text())["adapt_bn"] is False
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    pairs = list(zip(comparisons["head"], comparisons["reference"]))
+    assert ("frozen", "none") in pairs and ("frozen@gain", "none@gain") in pairs and ("frozen+adabn@gain", "frozen@gain") in pairs
+    assert "--test-time adabn --also-test gain=DIR" in (out / "ablation.md").read_text()
+    # a folder with another training set is refused, named
+    other = workdir / "data-other"
+    shutil.copytree(workdir / "data", other, ignore=shutil.ignore_patterns("cache"))
+    changed = sorted((other / "train" / "images").glob("*.png"))[5]  # one training image, one grey level brighter
+    changed.write_bytes(png_bytes(np.repeat(np.clip(read_image(changed).astype(int) + 1, 0, 255).astype(np.uint8)[..., None], 3, -1)))
+    assert main(args[:-1] + [f"gain={other}"]) == 2
+    error = capsys.readouterr().err
+    assert "not the same training set as" in error and changed.name in error
+
+
+def test_test_time_pairs_put_plasticity_against_the_plain_head_adapted():
+    from pipeline.study.ablate import derived_variants, test_time_pairs
+
+    assert derived_variants(["adabn"], {"gain": "x"}) == [("adabn", None), (None, "gain"), ("adabn", "gain")]
+    pairs = test_time_pairs(["none", "frozen", "hebb"], ["adabn"], [None])
+    assert pairs == [("hebb", "frozen"), ("frozen", "none"), ("none+adabn", "none"), ("frozen+adabn", "frozen"), ("hebb+adabn", "hebb"),
+                     ("hebb", "none+adabn")]

@@ -136,3 +136,21 @@ def read_mask(path: Path) -> np.ndarray:
         shown = ", ".join(map(str, values[:6].tolist()))
         raise PipelineError(f"{path} is not a binary mask (values {shown}{'...' if values.size > 6 else ''}); masks hold 0 and one salt value")
     return array > 0
+
+
+def training_set_difference(a: Layout, b: Layout) -> str | None:
+    """Why two data folders do not hold the same training set (train.csv, depths of its ids, every image and
+    mask byte for byte), or None when they do: the test images may differ."""
+    if not (a.train_csv.is_file() and b.train_csv.is_file()):
+        return f"{a.train_csv if not a.train_csv.is_file() else b.train_csv} is missing"
+    if a.train_csv.read_bytes() != b.train_csv.read_bytes():
+        return f"{a.train_csv} and {b.train_csv} differ"
+    ids = [line.split(",", 1)[0] for line in a.train_csv.read_text().splitlines()[1:] if line]
+    depth_a, depth_b = read_depths(a.depths_csv), read_depths(b.depths_csv)
+    for image_id in ids:
+        if depth_a.get(image_id) != depth_b.get(image_id):
+            return f"the depth of {image_id} differs between {a.depths_csv} and {b.depths_csv}"
+        for path_a, path_b in ((a.train_image(image_id), b.train_image(image_id)), (a.train_mask(image_id), b.train_mask(image_id))):
+            if path_a.read_bytes() != path_b.read_bytes():
+                return f"{path_a} and {path_b} differ"
+    return None

@@ -6,7 +6,13 @@ trace held at zero. Each plastic rule is compared with it; `frozen` is compared 
 head: what the plastic head's design costs before any plasticity). Per-image scores come from the held-out
 test truth when the data has one (synthetic data, carved mini competitions), else from the OOF predictions at
 threshold 0.5 (real competition data). Every run is stamped with the code commit and its resolved config;
-runs of different code are not tabulated together unless asked."""
+runs of different code are not tabulated together unless asked.
+
+Adaptation at test time, without retraining: `test_time` names ways to score each trained run again with a
+non-plastic adaptation (adabn: BatchNorm statistics re-estimated on the test images), as run HEAD+adabn;
+`also_test` scores each trained run on other data folders holding the same training images and other test
+images (a `holdout --test-gain` carve: an amplitude shift), as run HEAD@NAME. Both share the trained weights
+(RunDir.derive), so their pairs differ only in how the test images are read."""
 
 from __future__ import annotations
 
@@ -23,7 +29,9 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.config import RULES, to_dict  # noqa: E402
+from pipeline.config import RULES, apply_override, config_from_dict, load_config, to_dict, with_runtime  # noqa: E402
+from pipeline.data.layout import Layout, training_set_difference  # noqa: E402
+from pipeline.data.prep import prep  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.evaluation.report import read_metrics  # noqa: E402
 from pipeline.fileio import atomic_path, write_json, write_table, write_text  # noqa: E402
@@ -31,7 +39,7 @@ from pipeline.models.factory import build_model, count_parameters  # noqa: E402
 from pipeline.rundir import RunDir  # noqa: E402
 from pipeline.study.paired import paired_runs  # noqa: E402
 from pipeline.study.stats import COVERAGE_GROUPS, bootstrap_mean, coverage_group, holm, seed_tests  # noqa: E402
-from pipeline.workflow import Outcome, Variant  # noqa: E402
+from pipeline.workflow import Outcome, Variant, score_run  # noqa: E402
 
 # one entry per plasticity rule (from the config's declaration), plus the original Plastic-UNet's placement
 HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
@@ -44,6 +52,8 @@ HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
     "lifetime-adapt": ["model.head.rule=hebb", "model.head.episode=lifetime", "model.head.inference_plasticity=adapt"],
 }
 
+# non-plastic ways to adapt at test time, each scored on the same trained weights (runtime infer keys)
+TEST_TIME = {"adabn": ("infer.adapt_bn=true",)}
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -97,6 +107,41 @@ def record(config: str, head: str, seed: int, outcome: Outcome, version: dict) -
         "code": version["code"],
         "commit": version["commit"],
     }, scores.assign(head=head, seed=seed)
+
+
+def variant_name(head: str, adapt: str | None = None, test_set: str | None = None) -> str:
+    return head + (f"+{adapt}" if adapt else "") + (f"@{test_set}" if test_set else "")
+
+
+def test_time_pairs(heads: list[str], test_time: list[str], test_sets: list[str | None]) -> list[tuple[str, str]]:
+    """The pairs on each test set (None: the data folder's own): the heads' usual pairs; each head with a
+    test-time adaptation vs the same head without; each plastic head vs the plain head adapted (plasticity's
+    adaptation against the obvious non-plastic one)."""
+    pairs = []
+    for test_set in test_sets:
+        pairs += [(variant_name(h, None, test_set), variant_name(r, None, test_set)) for h, r in comparison_pairs(heads)]
+        for adapt in test_time:
+            pairs += [(variant_name(h, adapt, test_set), variant_name(h, None, test_set)) for h in heads]
+            if "none" in heads:
+                pairs += [(variant_name(h, None, test_set), variant_name("none", adapt, test_set)) for h in heads if h not in ("none", "frozen")]
+    return pairs
+
+
+def derived_variants(test_time: list[str], also_test: dict[str, Path]) -> list[tuple[str | None, str | None]]:
+    """(adaptation, test set) of every way a trained run is scored besides its own plain one."""
+    return [(adapt, test_set) for test_set in [None, *also_test] for adapt in [None, *test_time] if (adapt, test_set) != (None, None)]
+
+
+def score_derived(outcome: Outcome, head: str, seed: int, adapt: str | None, test_set: str | None, test_dir: Path | None,
+                  out_dir: Path, folds) -> tuple[str, Outcome]:
+    """The trained run of (head, seed) scored again: with a test-time adaptation and/or on another test folder."""
+    values = to_dict(outcome.run.load_config())
+    if test_dir is not None:
+        apply_override(values, f"data.data_dir={Path(test_dir).resolve()}")
+    cfg = with_runtime(config_from_dict(values), list(TEST_TIME[adapt]) if adapt else [], "ablate --test-time")
+    name = variant_name(head, adapt, test_set)
+    derived = outcome.run.derive(out_dir / f"{name}-seed{seed}", cfg)
+    return name, score_run(derived, allow_partial=folds is not None)
 
 
 def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
@@ -224,23 +269,48 @@ def stamp(run_dir: Path) -> dict | None:
     return json.loads(path.read_text())["version"] if path.exists() else None
 
 
+def check_test_folders(data_dir: Path, also_test: dict[str, Path]) -> None:
+    """Each extra test folder holds the training set of `data_dir` (else its scores would not be of the same
+    trained runs), prepared for inference."""
+    for name, folder in also_test.items():
+        why = training_set_difference(Layout(data_dir), Layout(folder))
+        if why:
+            raise PipelineError(f"ablate --also-test {name}={folder}: not the same training set as {data_dir} ({why}); carve it with the same "
+                                "holdout --seed/--test/--train as the data folder and change only its test images (--test-gain, --test-gamma)")
+        prep(Path(folder))
+
+
 def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str], out_dir: Path, data_dir: str | None = None,
-           allow_mixed_code: bool = False) -> dict:
+           allow_mixed_code: bool = False, test_time: list[str] = (), also_test: dict[str, Path] | None = None) -> dict:
     unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise PipelineError(f"ablate: unknown head '{unknown[0]}'; choose from {', '.join(HEADS)}")
+    test_time, also_test = list(test_time), dict(also_test or {})
+    unknown = [t for t in test_time if t not in TEST_TIME]
+    if unknown:
+        raise PipelineError(f"ablate: unknown --test-time '{unknown[0]}'; choose from {', '.join(TEST_TIME)}")
     if seeds < 1:
         raise PipelineError("ablate: --seeds must be at least 1")
     if data_dir:
         overrides = overrides + [f"data.data_dir={data_dir}"]
+    if also_test:
+        check_test_folders(Path(load_config(config, overrides).data.data_dir), also_test)
     results, per_image = [], []
-    versions_before = {(head, seed): stamp(out_dir / f"{head}-seed{seed}") for seed in range(seeds) for head in heads}
+    names = [variant_name(h, a, t) for h in heads for a, t in [(None, None), *derived_variants(test_time, also_test)]]
+    versions_before = {(name, seed): stamp(out_dir / f"{name}-seed{seed}") for seed in range(seeds) for name in names}
     variants = {head: Variant(config, tuple(overrides) + tuple(HEADS[head])) for head in heads}
-    for head, seed, outcome in paired_runs(variants, list(range(seeds)), out_dir, folds):
-        result, scores = record(config, head, seed, outcome, versions_before[(head, seed)] or code_version())
+
+    def keep(name: str, seed: int, outcome: Outcome) -> None:
+        result, scores = record(config, name, seed, outcome, versions_before[(name, seed)] or code_version())
         results.append(result)
         per_image.append(scores)
-        print(f"ablate: {head} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
+        print(f"ablate: {name} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
+
+    for head, seed, outcome in paired_runs(variants, list(range(seeds)), out_dir, folds):
+        keep(head, seed, outcome)
+        for adapt, test_set in derived_variants(test_time, also_test):
+            name, derived = score_derived(outcome, head, seed, adapt, test_set, also_test.get(test_set), out_dir, folds)
+            keep(name, seed, derived)
     versions = sorted({r["code"] for r in results})
     if len(versions) > 1 and not allow_mixed_code:
         raise PipelineError(f"ablate: the runs in {out_dir} were made with different code (source hashes {', '.join(versions)}); rerun them "
@@ -248,10 +318,12 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
     commits = sorted({f"{r['commit']} (source {r['code']})" for r in results})
     rows = summarise(results)
     table = pd.concat(per_image, ignore_index=True)
-    comparisons = compare(results, table, comparison_pairs(heads))
+    pairs = test_time_pairs(heads, test_time, [None, *also_test]) if (test_time or also_test) else comparison_pairs(heads)
+    comparisons = compare(results, table, pairs)
     scored_on = results[0]["scored_on"]
     folds_text = "all" if folds is None else ",".join(map(str, folds))
     command = f"python -m pipeline ablate --config {config} --heads {','.join(heads)} --seeds {seeds} --fold {folds_text}" + "".join(f" --set {o}" for o in overrides if not o.startswith("data.data_dir"))
+    command += (f" --test-time {','.join(test_time)}" if test_time else "") + "".join(f" --also-test {n}=DIR" for n in also_test)
     outputs = {"csv": out_dir / "ablation.csv", "comparisons": out_dir / "comparisons.csv", "markdown": out_dir / "ablation.md",
                "plot": out_dir / "ablation.png", "runs": out_dir / "runs.csv", "images": out_dir / "image_scores.csv"}
     write_table(outputs["runs"], pd.DataFrame(results))
