@@ -10,11 +10,23 @@ reference). `FusedPresynaptic` computes the same values and gradients with one (
 (tanh(F) in channels-major order, written in one pass from any memory format) and two in the backward pass: each
 read only records its gradient term (a (B,C,k) coefficient times a (B,k,P) vector) in a ledger, and the source's
 backward, which autograd runs after every reader's, sums them all in one bmm and applies tanh' in place.
+The Functions run in fp32 inside autocast (torch.amp.custom_fwd/custom_bwd), whoever calls them.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def _fp32(function):
+    """A Function's forward in fp32 inside autocast (inputs cast, autocast off), on CUDA and on CPU."""
+    return torch.amp.custom_fwd(torch.amp.custom_fwd(function, device_type="cuda", cast_inputs=torch.float32), device_type="cpu",
+                                cast_inputs=torch.float32)
+
+
+def _as_forward(function):
+    """A Function's backward under the autocast state its forward ran in (custom_bwd), on CUDA and on CPU."""
+    return torch.amp.custom_bwd(torch.amp.custom_bwd(function, device_type="cuda"), device_type="cpu")
 
 
 class Presynaptic:
@@ -54,6 +66,7 @@ class _Source(torch.autograd.Function):
     reader's (autograd's order: a node runs once all gradients of its outputs are in) and sums their terms."""
 
     @staticmethod
+    @_fp32
     def forward(ctx, features, ledger):
         batch, channels, height, width = features.shape
         x = torch.empty((batch, channels, height * width), dtype=features.dtype, device=features.device)
@@ -63,6 +76,7 @@ class _Source(torch.autograd.Function):
         return features.new_zeros(())
 
     @staticmethod
+    @_as_forward
     def backward(ctx, _):
         ledger = ctx.ledger
         if not ledger.coefficients:
@@ -75,12 +89,14 @@ class _Source(torch.autograd.Function):
 
 class _Project(torch.autograd.Function):
     @staticmethod
+    @_fp32
     def forward(ctx, weights, token, bias, ledger):
         ctx.save_for_backward(weights)
         ctx.ledger = ledger
         return torch.baddbmm(bias.view(1, -1, 1), weights.transpose(1, 2), ledger.x)
 
     @staticmethod
+    @_as_forward
     def backward(ctx, grad_z):
         (weights,) = ctx.saved_tensors
         x = ctx.ledger.x
@@ -97,6 +113,7 @@ class _Project(torch.autograd.Function):
 
 class _Correlate(torch.autograd.Function):
     @staticmethod
+    @_fp32
     def forward(ctx, token, post, ledger):
         ctx.save_for_backward(post)
         ctx.ledger = ledger
@@ -104,6 +121,7 @@ class _Correlate(torch.autograd.Function):
         return torch.bmm(post, x.transpose(1, 2)).transpose(1, 2) / x.shape[2]
 
     @staticmethod
+    @_as_forward
     def backward(ctx, grad_s):
         (post,) = ctx.saved_tensors
         x = ctx.ledger.x
@@ -119,11 +137,13 @@ class _Correlate(torch.autograd.Function):
 
 class _Mean(torch.autograd.Function):
     @staticmethod
+    @_fp32
     def forward(ctx, token, ledger):
         ctx.ledger = ledger
         return ledger.x.mean(dim=2)
 
     @staticmethod
+    @_as_forward
     def backward(ctx, grad_mean):
         x = ctx.ledger.x
         if not ctx.needs_input_grad[0]:

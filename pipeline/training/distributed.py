@@ -36,7 +36,8 @@ def setup(device_preference: str = "auto") -> DistContext:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # device_id binds NCCL's communicator to this rank's GPU up front (no guessed device, no lazy init)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
     return DistContext(rank, world_size, local_rank, device)
 
 

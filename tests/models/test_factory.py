@@ -71,6 +71,7 @@ def test_plasticity_parameters_get_their_own_learning_rate_and_no_weight_decay()
     assert plastic["lr"] == pytest.approx(0.1) and plastic["weight_decay"] == 0
     assert network["lr"] == pytest.approx(0.002) and network["weight_decay"] == cfg.optim.weight_decay
     assert len(network["params"]) + len(plastic["params"]) == len(list(model.parameters()))
+    assert not build_optimizer(model, cfg.optim).defaults.get("fused")  # fused kernels on CUDA only; the CPU path as it was
 
 
 def test_encoder_learning_rate_scale_puts_exactly_the_encoder_in_its_own_group_and_moves_it_less():

@@ -425,3 +425,25 @@ def test_fused_presynaptic_path_gives_the_plain_autograd_values_and_gradients(ru
         torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-12)
     small = torch.randn(2, 5, 3, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(head, (small,))
+
+
+def test_fused_presynaptic_functions_run_in_fp32_inside_autocast():
+    """The hand-written Functions under autocast (bf16 features from an autocast conv): custom_fwd casts their
+    inputs to fp32 and custom_bwd replays the forward's autocast state, so the backward neither crashes on mixed
+    dtypes nor drifts from an fp32 pass. The head's own fp32 island is bypassed: the Functions are called bare."""
+    from pipeline.models.presynaptic import FusedPresynaptic
+
+    torch.manual_seed(0)
+    features = torch.randn(2, 4, 5, 6)
+    weights, bias, post = torch.randn(2, 4, 1), torch.randn(1), torch.randn(2, 1, 30)
+    grads = []
+    for autocast in (False, True):
+        inputs = features.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            source = inputs.to(torch.bfloat16) if autocast else inputs  # what an autocast conv hands the head
+            x = FusedPresynaptic(source)
+            z, s, m = x.project(weights, bias), x.correlate(post), x.mean()
+            assert z.dtype == s.dtype == m.dtype == torch.float32
+            (z.square().sum() + s.sum() + m.sum()).backward()
+        grads.append(inputs.grad)
+    torch.testing.assert_close(grads[1], grads[0], rtol=2e-2, atol=2e-2)  # bf16 rounding of the features only
