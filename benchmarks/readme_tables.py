@@ -180,6 +180,50 @@ def plasticity_headline() -> str:
     return "\n".join(lines) + "\n"
 
 
+PRESET_STUDY = {"random": "ablation-preset/random0", "depth": "ablation-preset/depth0"}
+
+
+def _runs(folder: str) -> list[dict]:
+    path = ROOT / "docs" / folder / "runs.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def plasticity_preset() -> str:
+    """The preset-scale study (issue 32): the key pairs in distribution, under a contrast shift of the same
+    carve's test images, and on a carve whose test images lie deeper than its training images."""
+    random, depth = PRESET_STUDY["random"], PRESET_STUDY["depth"]
+    columns = [(f"in distribution ({random})", random, ""), (f"test contrast x0.5 ({random}, @gain05)", random, "@gain05"),
+               (f"deeper test images ({depth})", depth, "")]
+    pairs = [("hebb", "frozen"), ("oja", "frozen"), ("lifetime", "frozen"), ("lifetime-adapt", "lifetime"), ("oja", "hebb"),
+             ("frozen", "none"), ("none+adabn", "none"), ("lifetime-adapt", "none+adabn"), ("none+notta", "none")]
+    found = {folder: _comparisons(folder) if (ROOT / "docs" / folder / "comparisons.csv").exists() else {} for folder in (random, depth)}
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        return (f"{float(row['image_mean']):+.4f} [{float(row['image_ci_low']):+.4f}, {float(row['image_ci_high']):+.4f}], "
+                f"{row['seed_better']}/{row['seed_seeds']} seeds, Holm p {float(row['image_p_holm']):.2g}")
+
+    def split(name: str) -> tuple[str, str]:  # "lifetime-adapt+adabn" -> ("lifetime-adapt", "+adabn")
+        head, plus, rest = name.partition("+")
+        return head, plus + rest
+
+    lines = ["| per-image score difference [95% CI] | " + " | ".join(label for label, _, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for head, reference in pairs:
+        cells = []
+        for _, folder, suffix in columns:
+            (h, ha), (r, ra) = split(head), split(reference)
+            cells.append(cell(found[folder].get((h + ha + suffix, r + ra + suffix))))
+        lines.append(f"| {head} - {reference} | " + " | ".join(cells) + " |")
+    seeds = {folder: sorted({row["seed"] for row in _runs(folder)}) for folder in (random, depth)}
+    lines.append("")
+    lines.append("Seeds: " + "; ".join(f"{folder}: {len(s)} ({', '.join(s)})" for folder, s in seeds.items() if s) + ".")
+    return "\n".join(lines) + "\n"
+
+
 def scores_headline() -> str:
     """What `./run.sh` scores with the CPU preset: the synthetic default, the real carves, the plain script beside it."""
     synthetic = _json("docs/run-cpu-demo.json")
@@ -211,6 +255,9 @@ def config_reference() -> str:
 
 RENDERERS = {
     "plasticity-headline": plasticity_headline,
+    "plasticity-preset": plasticity_preset,
+    "ablation-preset-random0": ablation("ablation-preset/random0"),
+    "ablation-preset-depth0": ablation("ablation-preset/depth0"),
     "scores-headline": scores_headline,
     "config-reference": config_reference,
     "benchmarks": benchmarks,

@@ -355,6 +355,16 @@ def save_config(config: Config, target) -> None:
 # (train --resume --set) and at inference (infer --set). Every other key is the recipe: what is trained, which
 # a run keeps for life. An entry ending in '.' covers its whole section.
 RUNTIME_KEYS = ("train.num_workers", "train.device", "train.tensorboard", "train.sync_every", "train.checkpoint_every", "infer.")
+# Recipe keys the trainer never reads, only prediction: a checkpoint's weights are the same whatever they say
+# (validation keeps the lifetime trace as training left it), so a checkpoint made under one value loads under
+# another. They stay recipe keys (a run is predicted as it was trained); `ablate` reads one run both ways.
+READING_KEYS = ("model.head.inference_plasticity",)
+
+
+def weights_config(model: dict) -> dict:
+    """A config's model section without its READING_KEYS: what a checkpoint's weights depend on."""
+    flat = flat_dict(model, "model.")
+    return {key: value for key, value in flat.items() if key not in READING_KEYS}
 
 
 def flat_dict(values: dict, prefix: str = "") -> dict:

@@ -34,7 +34,12 @@ def test_ablation_compares_heads_in_pairs_on_the_same_images_and_stamps_the_code
     assert stamp["config"]["model"]["head"]["rule"] == "oja" and stamp["version"]["code"] == runs["code"][0]
     assert stamp["version"] == code_version()  # nothing changed the package since
     assert "| oja - frozen | " in (out / "ablation.md").read_text() and (out / "ablation.png").stat().st_size > 1000
-    # a run stamped with other code is not tabulated with the rest unless asked
+    # a run stamped with other code (recorded in runs.csv, or in its folder when the table is gone) is not
+    # tabulated with the rest unless asked
+    runs.loc[0, "code"] = "0123456789abcdef"
+    runs.to_csv(out / "runs.csv", index=False)
+    assert main(args) == 2 and "different code (source hashes 0123456789abcdef, " in capsys.readouterr().err
+    (out / "runs.csv").unlink()
     (out / "none-seed0" / "provenance.json").write_text(json.dumps({**stamp, "version": {"code": "0123456789abcdef", "commit": "x"}}))
     assert main(args) == 2 and "different code (source hashes 0123456789abcdef, " in capsys.readouterr().err
     assert main(args + ["--allow-mixed-code"]) == 0
@@ -93,8 +98,9 @@ def test_without_test_truth_the_ablation_compares_oof_images(workdir, capsys):
 def test_comparison_pairs_isolate_plasticity_and_the_inference_trace():
     from pipeline.study.ablate import HEADS, comparison_pairs
 
-    heads = ["none", "frozen", "hebb", "lifetime", "lifetime-adapt"]
-    assert comparison_pairs(heads) == [("hebb", "frozen"), ("lifetime", "frozen"), ("lifetime-adapt", "lifetime"), ("frozen", "none")]
+    heads = ["none", "frozen", "hebb", "oja", "lifetime", "lifetime-adapt"]
+    assert comparison_pairs(heads) == [("hebb", "frozen"), ("oja", "frozen"), ("lifetime", "frozen"), ("lifetime-adapt", "lifetime"),
+                                       ("oja", "hebb"), ("frozen", "none")]
     assert comparison_pairs(["none", "hebb", "lifetime-adapt"]) == [("hebb", "none"), ("lifetime-adapt", "none")]
     # lifetime and lifetime-adapt differ only at inference: the same training
     assert [o for o in HEADS["lifetime-adapt"] if "inference_plasticity" not in o] == HEADS["lifetime"]
@@ -126,6 +132,10 @@ def test_test_time_adaptation_and_other_test_images_score_the_same_trained_weigh
     assert np.abs(probs["none"] - probs["none+adabn"]).max() > 1e-4  # BatchNorm statistics from the test images
     assert json.loads((out / "none+adabn-seed0" / "postprocess.json").read_text())["adapt_bn"] is True
     assert json.loads((out / "none-seed0" / "postprocess.json").read_text())["adapt_bn"] is False
+    # without the preset's TTA views: the same weights predicted from the one plain view
+    assert main(args[:-4] + ["--test-time", "notta", "--heads", "none", "--out", "runs/notta"]) == 0, capsys.readouterr().err
+    assert json.loads((workdir / "runs" / "notta" / "none+notta-seed0" / "postprocess.json").read_text())["tta"] == ["none"]
+    assert json.loads((workdir / "runs" / "notta" / "none-seed0" / "postprocess.json").read_text())["tta"] == ["none", "hflip"]
     comparisons = pd.read_csv(out / "comparisons.csv")
     pairs = list(zip(comparisons["head"], comparisons["reference"]))
     assert ("frozen", "none") in pairs and ("frozen@gain", "none@gain") in pairs and ("frozen+adabn@gain", "frozen@gain") in pairs
@@ -147,3 +157,50 @@ def test_test_time_pairs_put_plasticity_against_the_plain_head_adapted():
     pairs = test_time_pairs(["none", "frozen", "hebb"], ["adabn"], [None])
     assert pairs == [("hebb", "frozen"), ("frozen", "none"), ("none+adabn", "none"), ("frozen+adabn", "frozen"), ("hebb+adabn", "hebb"),
                      ("hebb", "none+adabn")]
+    # without TTA is not an adaptation: each head against itself only
+    assert test_time_pairs(["none", "hebb"], ["notta"], [None]) == [("hebb", "none"), ("none+notta", "none"), ("hebb+notta", "hebb")]
+
+
+def test_a_study_continues_from_its_recorded_tables_where_the_run_folders_are_gone(workdir, capsys):
+    import shutil
+
+    base = ["ablate", "--config", "smoke", "--heads", "none,frozen", "--fold", "0", "--set", "train.epochs=1",
+            "--set", "train.tensorboard=false", "--out", "results"]
+    assert main(base + ["--seeds", "1", "--runs", "machine1"]) == 0, capsys.readouterr().err
+    first = pd.read_csv(workdir / "results" / "runs.csv", dtype={"code": str})
+    first_images = pd.read_csv(workdir / "results" / "image_scores.csv", dtype={"id": str})
+    shutil.rmtree(workdir / "machine1")  # a new machine: only the committed tables are left
+    assert main(base + ["--seeds", "2", "--runs", "machine2"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (workdir / "machine2").iterdir()) == ["frozen-seed1", "none-seed1"]  # seed 0 not trained again
+    runs = pd.read_csv(workdir / "results" / "runs.csv", dtype={"code": str})
+    assert list(zip(runs["head"], runs["seed"])) == [("none", 0), ("frozen", 0), ("none", 1), ("frozen", 1)]
+    pd.testing.assert_frame_equal(runs.iloc[:2].reset_index(drop=True), first)  # the recorded rows, as recorded
+    images = pd.read_csv(workdir / "results" / "image_scores.csv", dtype={"id": str})
+    pd.testing.assert_frame_equal(images[images["seed"] == 0].reset_index(drop=True), first_images)
+    assert pd.read_csv(workdir / "results" / "ablation.csv")["runs"].tolist() == [2, 2]
+    # per-image scores missing for a recorded run: refused, named
+    images[images["head"] != "frozen"].to_csv(workdir / "results" / "image_scores.csv", index=False)
+    assert main(base + ["--seeds", "2", "--runs", "machine2"]) == 2
+    assert "no per-image scores for run frozen seed 0" in capsys.readouterr().err
+
+
+def test_lifetime_adapt_is_read_from_the_lifetime_weights_as_if_trained_alone(workdir, capsys):
+    from pipeline.rundir import RunDir
+    from pipeline.study.ablate import HEADS
+    from pipeline.workflow import Variant, run_variant
+
+    settings = ["--set", "train.epochs=1", "--set", "train.tensorboard=false"]
+    assert main(["ablate", "--config", "smoke", "--heads", "none,lifetime-adapt", "--seeds", "1", "--fold", "0", *settings, "--out", "runs/la"]) == 0
+    out = workdir / "runs" / "la"
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["lifetime-adapt-seed0", "lifetime-seed0", "none-seed0"]
+    assert (out / "lifetime-adapt-seed0" / "fold_0" / "last.pt").stat().st_ino == (out / "lifetime-seed0" / "fold_0" / "last.pt").stat().st_ino
+    assert RunDir(out / "lifetime-adapt-seed0").load_config().model.head.inference_plasticity == "adapt"
+    assert pd.read_csv(out / "runs.csv")["head"].tolist() == ["none", "lifetime-adapt"]  # lifetime trained, not asked for
+    # trained on its own, lifetime-adapt predicts the same test probabilities
+    alone = run_variant(Variant("smoke", tuple(HEADS["lifetime-adapt"]) + ("train.epochs=1", "train.tensorboard=false", "train.seed=0")),
+                        RunDir(workdir / "runs" / "alone"), [0], allow_partial=True)
+    read = np.load(out / "lifetime-adapt-seed0" / "test_probs.npy").astype(np.float32)
+    trained = np.load(alone.run.root / "test_probs.npy").astype(np.float32)
+    assert np.abs(read - trained).max() < 1e-6
+    frozen = np.load(out / "lifetime-seed0" / "test_probs.npy").astype(np.float32)  # the same weights, the trace as trained
+    assert np.abs(read - frozen).max() > 1e-5

@@ -112,3 +112,23 @@ def test_train_speed_times_real_steps_of_the_preset():
     assert result["timed_steps"] == 3 and result["step_s_median"] > 0
     assert result["img_per_s"] == pytest.approx(result["batch_size"] / result["step_s_median"])
     assert result["preset_steps"] is None and result["preset_training_minutes"] is None  # smoke counts epochs, not steps
+
+
+def test_the_prepared_gpu_check_runs_every_section_in_dry_mode(tmp_path, monkeypatch):
+    """benchmarks/gpu_check.py is run for the first time on a lent GPU, with minutes to spare: its dry mode runs
+    every section on the CPU here, so it cannot rot before then."""
+    import json
+
+    import gpu_check
+
+    monkeypatch.chdir(tmp_path)
+    report = gpu_check.run(tmp_path / "check", cpu=True)
+    sections = report["sections"]
+    assert list(sections) == list(gpu_check.SECTIONS)
+    assert not {name: s["error"] for name, s in sections.items() if "error" in s}
+    assert json.loads((tmp_path / "check" / "gpu-check.json").read_text())["sections"].keys() == sections.keys()
+    assert sections["correctness"]["fused_vs_plain_ok"] and sections["correctness"]["mixed_ok"] and sections["correctness"]["sync_free_steps"]
+    assert sections["compile"]["grad_ok"] and sections["inference"]["finite"]
+    assert all(row["losses_finite"] for row in sections["step"]["rows"])
+    assert all(job["rc"] == 0 for job in sections["cli"]["jobs"]), sections["cli"]["jobs"]
+    assert "skipped" in sections["multi_gpu"]  # no second GPU here

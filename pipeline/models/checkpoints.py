@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import Config, to_dict
+from pipeline.config import Config, to_dict, weights_config
 from pipeline.errors import PipelineError
 from pipeline.fileio import torch_save
 
@@ -26,9 +26,9 @@ def load_checkpoint(path: Path, cfg: Config | None = None) -> dict:
     except Exception as error:  # a truncated or foreign file: one clear line
         raise PipelineError(f"checkpoint {path} cannot be read ({error}); delete it and train again") from None
     if cfg is not None:
-        theirs, ours = state["config"]["model"], to_dict(cfg)["model"]
+        theirs, ours = weights_config(state["config"]["model"]), weights_config(to_dict(cfg)["model"])
         if theirs != ours or state["config"]["data"]["input_size"] != cfg.data.input_size:
-            differing = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k)) or ["data.input_size"]
+            differing = sorted(k.removeprefix("model.") for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k)) or ["data.input_size"]
             raise PipelineError(
                 f"checkpoint {path} was trained with a different model config (differs in: {', '.join(map(str, differing))}); "
                 "use the run's own config.yaml or train a new run"

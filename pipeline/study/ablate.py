@@ -12,7 +12,12 @@ Adaptation at test time, without retraining: `test_time` names ways to score eac
 non-plastic adaptation (adabn: BatchNorm statistics re-estimated on the test images), as run HEAD+adabn;
 `also_test` scores each trained run on other data folders holding the same training images and other test
 images (a `holdout --test-gain` carve: an amplitude shift), as run HEAD@NAME. Both share the trained weights
-(RunDir.derive), so their pairs differ only in how the test images are read."""
+(RunDir.derive), so their pairs differ only in how the test images are read. A head READ_AS another (lifetime-adapt:
+lifetime's training, its trace adapting at inference) is scored from that head's trained weights, not trained again.
+
+A study outlives the machine it ran on: the tables are rewritten after every finished run, and a run already
+recorded in OUT/runs.csv and OUT/image_scores.csv (committed under docs/, say) is kept, not trained again, so
+the same command continues the grid elsewhere. `runs_dir` holds the run folders (weights), apart from OUT."""
 
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipeline.config import RULES, apply_override, config_from_dict, load_config, to_dict, with_runtime  # noqa: E402
+from pipeline.config import READING_KEYS, RULES, apply_override, config_from_dict, load_config, to_dict, with_runtime  # noqa: E402
 from pipeline.data.layout import Layout, training_set_difference  # noqa: E402
 from pipeline.data.prep import prep  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
@@ -52,8 +57,17 @@ HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
     "lifetime-adapt": ["model.head.rule=hebb", "model.head.episode=lifetime", "model.head.inference_plasticity=adapt"],
 }
 
+# heads that are another head's training read another way: (trained head, recipe keys the trainer never reads).
+# Validation keeps the lifetime trace as training left it (Trainer.validate), so lifetime-adapt's training is
+# lifetime's, step for step; only prediction lets the trace learn, image after image
+READ_AS = {"lifetime-adapt": ("lifetime", ("model.head.inference_plasticity=adapt",))}
+assert all(o.split("=")[0] in READING_KEYS for _, keys in READ_AS.values() for o in keys), "READ_AS may change only READING_KEYS"
+
 # non-plastic ways to adapt at test time, each scored on the same trained weights (runtime infer keys)
-TEST_TIME = {"adabn": ("infer.adapt_bn=true",)}
+# (notta: the preset's TTA views taken away, what TTA adds read the other way round); ADAPTATIONS are the ones a
+# plastic head is also compared against (the plain head so adapted: plasticity's adaptation vs the obvious one)
+TEST_TIME = {"adabn": ("infer.adapt_bn=true",), "notta": ("infer.tta=[none]",)}
+ADAPTATIONS = ("adabn",)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,7 +136,7 @@ def test_time_pairs(heads: list[str], test_time: list[str], test_sets: list[str 
         pairs += [(variant_name(h, None, test_set), variant_name(r, None, test_set)) for h, r in comparison_pairs(heads)]
         for adapt in test_time:
             pairs += [(variant_name(h, adapt, test_set), variant_name(h, None, test_set)) for h in heads]
-            if "none" in heads:
+            if "none" in heads and adapt in ADAPTATIONS:
                 pairs += [(variant_name(h, None, test_set), variant_name("none", adapt, test_set)) for h in heads if h not in ("none", "frozen")]
     return pairs
 
@@ -132,21 +146,50 @@ def derived_variants(test_time: list[str], also_test: dict[str, Path]) -> list[t
     return [(adapt, test_set) for test_set in [None, *also_test] for adapt in [None, *test_time] if (adapt, test_set) != (None, None)]
 
 
-def score_derived(outcome: Outcome, head: str, seed: int, adapt: str | None, test_set: str | None, test_dir: Path | None,
-                  out_dir: Path, folds) -> tuple[str, Outcome]:
-    """The trained run of (head, seed) scored again: with a test-time adaptation and/or on another test folder."""
+def score_derived(outcome: Outcome, name: str, seed: int, recipe: tuple[str, ...], adapt: str | None, test_dir: Path | None,
+                  runs_dir: Path, folds) -> Outcome:
+    """The trained run `outcome` scored again as run NAME: read with `recipe` keys the trainer never reads
+    (READ_AS), a test-time adaptation and/or on another test folder."""
     values = to_dict(outcome.run.load_config())
+    for override in recipe:
+        apply_override(values, override)
     if test_dir is not None:
         apply_override(values, f"data.data_dir={Path(test_dir).resolve()}")
     cfg = with_runtime(config_from_dict(values), list(TEST_TIME[adapt]) if adapt else [], "ablate --test-time")
-    name = variant_name(head, adapt, test_set)
-    derived = outcome.run.derive(out_dir / f"{name}-seed{seed}", cfg)
-    return name, score_run(derived, allow_partial=folds is not None)
+    derived = outcome.run.derive(Path(runs_dir) / f"{name}-seed{seed}", cfg)
+    return score_run(derived, allow_partial=folds is not None)
+
+
+def trained_heads(heads: list[str]) -> dict[str, list[str]]:
+    """{head that is trained: the requested heads read from its weights}, in the order asked."""
+    readings: dict[str, list[str]] = {}
+    for head in heads:
+        readings.setdefault(READ_AS.get(head, (head,))[0], []).append(head)
+    return readings
+
+
+def recorded(out_dir: Path) -> tuple[dict[tuple[str, int], dict], pd.DataFrame]:
+    """The runs an earlier pass of the study recorded in OUT (rows of runs.csv, per-image scores), by (name, seed)."""
+    runs, images = out_dir / "runs.csv", out_dir / "image_scores.csv"
+    if not (runs.exists() and images.exists()):
+        return {}, pd.DataFrame()
+    rows = pd.read_csv(runs, dtype={"code": str, "commit": str, "head": str})
+    table = pd.read_csv(images, dtype={"id": str, "head": str})
+    kept = {}
+    for row in rows.to_dict("records"):
+        row["seed"] = int(row["seed"])
+        row["test_metric"] = None if pd.isna(row["test_metric"]) else float(row["test_metric"])
+        kept[(row["head"], row["seed"])] = row
+    missing = sorted(set(kept) - set(zip(table["head"], table["seed"].astype(int))))
+    if missing:
+        raise PipelineError(f"{images}: no per-image scores for run {missing[0][0]} seed {missing[0][1]} of {runs}; restore the file, "
+                            "or delete both to rerun the study")
+    return kept, table
 
 
 def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
-    """(head, reference): each plastic head vs frozen (plasticity alone) when frozen ran, and frozen vs none
-    (the head's design); without frozen, each head vs none. A head NAME-adapt is compared with NAME (the same
+    """(head, reference): each plastic head vs frozen (plasticity alone) when frozen ran, oja vs hebb (the rule's
+    claim), and frozen vs none (the head's design); without frozen, each head vs none. A head NAME-adapt is compared with NAME (the same
     trained network, the trace frozen or adapting at inference) when NAME ran."""
     pairs = []
     for head in heads:
@@ -158,6 +201,8 @@ def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
             pairs.append((head, "frozen"))
         elif "none" in heads:
             pairs.append((head, "none"))
+    if "oja" in heads and "hebb" in heads:  # the seed project's claim: "Oja gives a considerable boost over Hebb"
+        pairs.append(("oja", "hebb"))
     if "frozen" in heads and "none" in heads:
         pairs.append(("frozen", "none"))
     return pairs
@@ -281,7 +326,8 @@ def check_test_folders(data_dir: Path, also_test: dict[str, Path]) -> None:
 
 
 def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str], out_dir: Path, data_dir: str | None = None,
-           allow_mixed_code: bool = False, test_time: list[str] = (), also_test: dict[str, Path] | None = None) -> dict:
+           allow_mixed_code: bool = False, test_time: list[str] = (), also_test: dict[str, Path] | None = None,
+           runs_dir: Path | None = None) -> dict:
     unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise PipelineError(f"ablate: unknown head '{unknown[0]}'; choose from {', '.join(HEADS)}")
@@ -295,43 +341,65 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
         overrides = overrides + [f"data.data_dir={data_dir}"]
     if also_test:
         check_test_folders(Path(load_config(config, overrides).data.data_dir), also_test)
-    results, per_image = [], []
-    names = [variant_name(h, a, t) for h in heads for a, t in [(None, None), *derived_variants(test_time, also_test)]]
-    versions_before = {(name, seed): stamp(out_dir / f"{name}-seed{seed}") for seed in range(seeds) for name in names}
-    variants = {head: Variant(config, tuple(overrides) + tuple(HEADS[head])) for head in heads}
-
-    def keep(name: str, seed: int, outcome: Outcome) -> None:
-        result, scores = record(config, name, seed, outcome, versions_before[(name, seed)] or code_version())
-        results.append(result)
-        per_image.append(scores)
-        print(f"ablate: {name} seed {seed}: OOF {result['oof_metric']:.4f} test {result['test_metric']}", flush=True)
-
-    for head, seed, outcome in paired_runs(variants, list(range(seeds)), out_dir, folds):
-        keep(head, seed, outcome)
-        for adapt, test_set in derived_variants(test_time, also_test):
-            name, derived = score_derived(outcome, head, seed, adapt, test_set, also_test.get(test_set), out_dir, folds)
-            keep(name, seed, derived)
-    versions = sorted({r["code"] for r in results})
-    if len(versions) > 1 and not allow_mixed_code:
-        raise PipelineError(f"ablate: the runs in {out_dir} were made with different code (source hashes {', '.join(versions)}); rerun them "
-                            "in a new --out folder, or pass --allow-mixed-code to tabulate them anyway")
-    commits = sorted({f"{r['commit']} (source {r['code']})" for r in results})
-    rows = summarise(results)
-    table = pd.concat(per_image, ignore_index=True)
-    pairs = test_time_pairs(heads, test_time, [None, *also_test]) if (test_time or also_test) else comparison_pairs(heads)
-    comparisons = compare(results, table, pairs)
-    scored_on = results[0]["scored_on"]
+    out_dir, runs_dir = Path(out_dir), Path(runs_dir or out_dir)
+    readings, derived = trained_heads(heads), derived_variants(test_time, also_test)
+    names = {head: [variant_name(h, a, t) for h in readings[head] for a, t in [(None, None), *derived]] for head in readings}
+    grid = [(name, seed) for seed in range(seeds) for head in readings for name in names[head]]
+    kept, table = recorded(out_dir)
+    results = {key: kept[key] for key in grid if key in kept}
+    per_image = {(h, int(s)): part for (h, s), part in table.groupby(["head", "seed"])} if len(table) else {}
+    per_image = {key: part for key, part in per_image.items() if key in results}
+    done = {(head, seed) for head in readings for seed in range(seeds) if all((n, seed) in results for n in names[head])}
+    variants = {head: Variant(config, tuple(overrides) + tuple(HEADS[head])) for head in readings}
     folds_text = "all" if folds is None else ",".join(map(str, folds))
     command = f"python -m pipeline ablate --config {config} --heads {','.join(heads)} --seeds {seeds} --fold {folds_text}" + "".join(f" --set {o}" for o in overrides if not o.startswith("data.data_dir"))
     command += (f" --test-time {','.join(test_time)}" if test_time else "") + "".join(f" --also-test {n}=DIR" for n in also_test)
+    pairs = test_time_pairs(heads, test_time, [None, *also_test]) if (test_time or also_test) else comparison_pairs(heads)
+
+    def keep(name: str, seed: int, outcome: Outcome) -> None:
+        if (name, seed) in results:
+            return
+        version = stamp(runs_dir / f"{name}-seed{seed}") or code_version()
+        results[(name, seed)], per_image[(name, seed)] = record(config, name, seed, outcome, version)
+        print(f"ablate: {name} seed {seed}: OOF {results[(name, seed)]['oof_metric']:.4f} test {results[(name, seed)]['test_metric']}", flush=True)
+
+    outputs = None
+    if done:
+        print(f"ablate: {len(done)} trained runs already recorded in {out_dir / 'runs.csv'}, kept", flush=True)
+    for head, seed, outcome in paired_runs(variants, list(range(seeds)), runs_dir, folds, done=done):
+        for reading in readings[head]:
+            read = outcome if reading == head else score_derived(outcome, reading, seed, READ_AS[reading][1], None, None, runs_dir, folds)
+            keep(reading, seed, read)
+            for adapt, test_set in derived:
+                name = variant_name(reading, adapt, test_set)
+                if (name, seed) not in results:
+                    keep(name, seed, score_derived(read, name, seed, (), adapt, also_test.get(test_set), runs_dir, folds))
+        outputs = write_outputs(out_dir, config, grid, results, per_image, pairs, command, allow_mixed_code)
+    return outputs or write_outputs(out_dir, config, grid, results, per_image, pairs, command, allow_mixed_code)
+
+
+def write_outputs(out_dir: Path, config: str, grid: list[tuple[str, int]], results: dict, per_image: dict, pairs: list[tuple[str, str]],
+                  command: str, allow_mixed_code: bool) -> dict:
+    """The study's tables, figure and markdown from the runs recorded so far, in grid order; a pair is compared
+    once both of its heads have a run."""
+    ordered = [results[key] for key in grid if key in results]
+    versions = sorted({r["code"] for r in ordered})
+    if len(versions) > 1 and not allow_mixed_code:
+        raise PipelineError(f"ablate: the runs in {out_dir} were made with different code (source hashes {', '.join(versions)}); rerun them "
+                            "in a new --out folder, or pass --allow-mixed-code to tabulate them anyway")
+    commits = sorted({f"{r['commit']} (source {r['code']})" for r in ordered})
+    present = {r["head"] for r in ordered}
+    table = pd.concat([per_image[key] for key in grid if key in results], ignore_index=True)
+    comparisons = compare(ordered, table, [(h, r) for h, r in pairs if h in present and r in present])
     outputs = {"csv": out_dir / "ablation.csv", "comparisons": out_dir / "comparisons.csv", "markdown": out_dir / "ablation.md",
                "plot": out_dir / "ablation.png", "runs": out_dir / "runs.csv", "images": out_dir / "image_scores.csv"}
-    write_table(outputs["runs"], pd.DataFrame(results))
+    rows = summarise(ordered)
+    write_table(outputs["runs"], pd.DataFrame(ordered))
     write_table(outputs["images"], table)
     write_table(outputs["csv"], pd.DataFrame(rows))
-    write_table(outputs["comparisons"], pd.DataFrame(comparisons))
-    write_text(outputs["markdown"], to_markdown(rows, comparisons, command, commits, scored_on))
-    plot(comparisons, rows, results, outputs["plot"])
+    write_table(outputs["comparisons"], pd.DataFrame(comparisons) if comparisons else pd.DataFrame(columns=["head", "reference"]))
+    write_text(outputs["markdown"], to_markdown(rows, comparisons, command, commits, ordered[0]["scored_on"]))
+    plot(comparisons, rows, ordered, outputs["plot"])
     return outputs
 
 

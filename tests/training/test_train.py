@@ -127,8 +127,11 @@ def test_run_folder_refuses_a_different_config(workdir):
 
 def test_checkpoint_from_a_different_model_config(workdir):
     trainer.train(smoke("train.epochs=1"), workdir / "runs" / "z", folds=[0])
-    with pytest.raises(PipelineError, match="different model config .*head"):
+    with pytest.raises(PipelineError, match=r"different model config \(differs in: head.rule\)"):
         load_checkpoint(workdir / "runs" / "z" / "fold_0" / "best.pt", smoke("model.head.rule=oja"))
+    # how the weights are read at prediction (a READING_KEY) is not another model
+    state = load_checkpoint(workdir / "runs" / "z" / "fold_0" / "best.pt", smoke("model.head.inference_plasticity=adapt"))
+    assert state["config"]["model"]["head"]["inference_plasticity"] == "frozen"
 
 
 def test_two_process_gloo_ddp_ranks_see_different_shards_and_end_identical(workdir):
