@@ -168,7 +168,7 @@ def correctness(check: Check) -> dict:
     import torch
 
     from pipeline.config import RULES, HeadConfig
-    from pipeline.models.plastic import PlasticHead
+    from pipeline.models.plastic import PlasticHead, fused_against_plain
 
     device, result = check.device, {}
     # the fused head against the plain autograd path, fp32 on the device
@@ -178,15 +178,7 @@ def correctness(check: Check) -> dict:
         head = PlasticHead(16, 1, HeadConfig(rule=rule)).to(device).train()
         features = torch.randn(4, 16, 64, 64, device=device).to(memory_format=torch.channels_last)
         weights = torch.randn(4, 1, 64, 64, device=device)
-        outputs = []
-        for fused in (False, True):
-            head.fused = fused
-            head.zero_grad()
-            inputs = features.clone().requires_grad_()
-            logits = head(inputs)
-            (logits * weights).sum().backward()
-            outputs.append([logits.detach(), inputs.grad] + [p.grad for p in head.parameters() if p.grad is not None])
-        for plain, fused in zip(*outputs):
+        for plain, fused in fused_against_plain(head, features, weights):
             worst = max(worst, float((plain - fused).abs().max() / plain.abs().max().clamp_min(1e-12)))
     result["fused_vs_plain_max_rel_diff"] = worst
     result["fused_vs_plain_ok"] = worst < 1e-5

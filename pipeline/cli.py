@@ -232,7 +232,7 @@ def _ablate(args):
             raise PipelineError(f"ablate --also-test {text!r}: write NAME=DIR, e.g. gain05=/tmp/real/seed0-gain05")
         also_test[name] = Path(folder)
     outputs = ablate(args.config or "cpu-demo", heads, args.seeds, _fold_list(args.fold), list(args.set or []), Path(args.out), args.data,
-                     args.allow_mixed_code, [t for t in (args.test_time or "").split(",") if t], also_test, args.runs and Path(args.runs))
+                     args.allow_mixed_code, [t for t in (args.test_time or "").split(",") if t], also_test, args.runs and Path(args.runs), args.hash_ids)
     print(outputs["markdown"].read_text())
     print(f"ablation: {outputs['csv']} {outputs['comparisons']} {outputs['markdown']} {outputs['plot']}")
     print(f"the real-data answer, on a GPU with the competition data in data/: {gpu_command(heads, args.seeds)}")
@@ -399,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fold", default="0", help="fold number(s) or 'all'")
     p.add_argument("--out", default="runs/ablation", help="output folder: tables, figure; runs already recorded in its runs.csv are kept")
     p.add_argument("--runs", help="folder for the run folders (weights); default: --out")
+    p.add_argument("--hash-ids", action="store_true", help="image ids in image_scores.csv as hashes (real competition ids kept out of a committed --out)")
     p.add_argument("--test-time", help="also score each trained run another way at test time, as HEAD+NAME: adabn (BatchNorm statistics from the test images), notta (without the preset's TTA views)")
     p.add_argument("--also-test", action="append", metavar="NAME=DIR",
                    help="also score each trained run on DIR's test images (the same training set, e.g. a holdout --test-gain carve), as HEAD@NAME")

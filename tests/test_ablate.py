@@ -169,6 +169,14 @@ def test_a_study_continues_from_its_recorded_tables_where_the_run_folders_are_go
     assert main(base + ["--seeds", "1", "--runs", "machine1"]) == 0, capsys.readouterr().err
     first = pd.read_csv(workdir / "results" / "runs.csv", dtype={"code": str})
     first_images = pd.read_csv(workdir / "results" / "image_scores.csv", dtype={"id": str})
+    # ids hashed (a committed folder of real-data scores), scored again from the same run folders: the same key
+    # for the same image, the scores unchanged
+    from pipeline.study.ablate import hashed_id
+
+    assert main(base + ["--seeds", "1", "--runs", "machine1", "--out", "hashed", "--hash-ids"]) == 0, capsys.readouterr().err
+    hashed = pd.read_csv(workdir / "hashed" / "image_scores.csv", dtype={"id": str})
+    assert hashed["id"].tolist() == first_images["id"].map(hashed_id).tolist() and not set(hashed["id"]) & set(first_images["id"])
+    assert hashed["score"].tolist() == first_images["score"].tolist()
     shutil.rmtree(workdir / "machine1")  # a new machine: only the committed tables are left
     assert main(base + ["--seeds", "2", "--runs", "machine2"]) == 0, capsys.readouterr().err
     assert sorted(p.name for p in (workdir / "machine2").iterdir()) == ["frozen-seed1", "none-seed1"]  # seed 0 not trained again

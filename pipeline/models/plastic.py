@@ -382,6 +382,20 @@ class OriginalPlasticHead(RowsPlasticHead):
 PLACEMENTS = {"pixels": PlasticHead, "rows": RowsPlasticHead, "original": OriginalPlasticHead}
 
 
+def fused_against_plain(head: PlasticHead, features: torch.Tensor, weights: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(plain autograd, fused) pairs for the loss sum(logits * weights): the logits, the features' gradient and
+    every parameter's that has one. How the fused presynaptic path is checked (tests, benchmarks/gpu_check.py)."""
+    results = []
+    for fused in (False, True):
+        head.fused = fused
+        head.zero_grad()
+        inputs = features.clone().requires_grad_()
+        logits = head(inputs)
+        (logits * weights).sum().backward()
+        results.append([logits.detach(), inputs.grad] + [p.grad.clone() for p in head.parameters() if p.grad is not None])
+    return list(zip(*results))
+
+
 def plastic_heads(model: nn.Module) -> list[PlasticHead]:
     return [module for module in model.modules() if isinstance(module, PlasticHead)]
 

@@ -88,6 +88,12 @@ def code_version(root: Path = REPO) -> dict:
     return {"code": digest.hexdigest()[:16], "commit": commit}
 
 
+def hashed_id(image_id: str) -> str:
+    """An image id as a stable 12-hex-digit key (the pairing needs only the same key for the same image): real
+    competition ids stay out of a committed image_scores.csv (ablate --hash-ids)."""
+    return hashlib.sha256(f"plastic-salt:{image_id}".encode()).hexdigest()[:12]
+
+
 def image_scores(outcome: Outcome) -> tuple[pd.DataFrame, str]:
     """Per-image scores of a finished run (id, score, coverage_class) and what they score: the submission
     against the held-out truth when there is one, else the OOF predictions at threshold 0.5."""
@@ -102,14 +108,16 @@ def mean_train_speed(run_dir: Path) -> float:
     return float(np.mean([row["train_img_per_s"] for rows in read_metrics(run_dir).values() for row in rows]))
 
 
-def record(config: str, head: str, seed: int, outcome: Outcome, version: dict) -> tuple[dict, pd.DataFrame]:
+def record(config: str, head: str, seed: int, outcome: Outcome, version: dict, hash_ids: bool = False) -> tuple[dict, pd.DataFrame]:
     """One finished run of the grid: its stamp (the code that made it, kept when it already had one), per-image
-    scores and the row of runs.csv."""
+    scores (ids hashed with `hash_ids`) and the row of runs.csv."""
     run = outcome.run
     cfg = run.load_config()
     write_json(run.provenance, {"version": version, "config": to_dict(cfg)})
     scores, scored_on = image_scores(outcome)
     write_table(run.root / "image_scores.csv", scores)
+    if hash_ids:
+        scores = scores.assign(id=scores["id"].map(hashed_id))
     return {
         "head": head,
         "seed": seed,
@@ -327,7 +335,7 @@ def check_test_folders(data_dir: Path, also_test: dict[str, Path]) -> None:
 
 def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str], out_dir: Path, data_dir: str | None = None,
            allow_mixed_code: bool = False, test_time: list[str] = (), also_test: dict[str, Path] | None = None,
-           runs_dir: Path | None = None) -> dict:
+           runs_dir: Path | None = None, hash_ids: bool = False) -> dict:
     unknown = [h for h in heads if h not in HEADS]
     if unknown:
         raise PipelineError(f"ablate: unknown head '{unknown[0]}'; choose from {', '.join(HEADS)}")
@@ -354,13 +362,14 @@ def ablate(config: str, heads: list[str], seeds: int, folds, overrides: list[str
     folds_text = "all" if folds is None else ",".join(map(str, folds))
     command = f"python -m pipeline ablate --config {config} --heads {','.join(heads)} --seeds {seeds} --fold {folds_text}" + "".join(f" --set {o}" for o in overrides if not o.startswith("data.data_dir"))
     command += (f" --test-time {','.join(test_time)}" if test_time else "") + "".join(f" --also-test {n}=DIR" for n in also_test)
+    command += " --hash-ids" if hash_ids else ""
     pairs = test_time_pairs(heads, test_time, [None, *also_test]) if (test_time or also_test) else comparison_pairs(heads)
 
     def keep(name: str, seed: int, outcome: Outcome) -> None:
         if (name, seed) in results:
             return
         version = stamp(runs_dir / f"{name}-seed{seed}") or code_version()
-        results[(name, seed)], per_image[(name, seed)] = record(config, name, seed, outcome, version)
+        results[(name, seed)], per_image[(name, seed)] = record(config, name, seed, outcome, version, hash_ids)
         print(f"ablate: {name} seed {seed}: OOF {results[(name, seed)]['oof_metric']:.4f} test {results[(name, seed)]['test_metric']}", flush=True)
 
     outputs = None

@@ -7,7 +7,7 @@ import torch
 
 from pipeline.config import HeadConfig, load_config
 from pipeline.models.factory import build_model
-from pipeline.models.plastic import PlasticHead, plastic_update
+from pipeline.models.plastic import PlasticHead, fused_against_plain, plastic_update
 
 RULES = ["hebb", "oja", "neuromod", "eligibility"]
 
@@ -413,15 +413,9 @@ def test_fused_presynaptic_path_gives_the_plain_autograd_values_and_gradients(ru
             parameter.add_(torch.randn_like(parameter) * 0.3)
     features = torch.randn(3, 5, 7, 6, dtype=torch.float64).to(memory_format=torch.channels_last)
     weights = torch.randn(3, out_channels, 7, 6, dtype=torch.float64)
-    results = []
-    for fused in (False, True):
-        head.fused = fused
-        head.zero_grad()
-        inputs = features.clone().requires_grad_()
-        logits = head(inputs)
-        (logits * weights).sum().backward()
-        results.append([logits.detach(), inputs.grad] + [p.grad.clone() for p in head.parameters()])
-    for plain, fused in zip(*results):
+    pairs = fused_against_plain(head, features, weights)
+    assert len(pairs) == 2 + len(list(head.parameters()))  # every parameter has a gradient
+    for plain, fused in pairs:
         torch.testing.assert_close(fused, plain, rtol=1e-12, atol=1e-12)
     small = torch.randn(2, 5, 3, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(head, (small,))
