@@ -2,7 +2,7 @@
 and so how long its step budget takes. Machines of the same size differ (the instruction set matters: AVX-512
 against AVX2 alone), so the CPU preset's 15-minute budget is a property of the machine, measured here.
 
-    .venv/bin/python benchmarks/bench_train_speed.py [--config cpu-demo] [--steps 30]
+    .venv/bin/python benchmarks/bench_train_speed.py [--config cpu-demo] [--steps 30] [--set KEY=VALUE --name NAME]
 
 writes benchmarks/results/train-speed-<cpu flags>.json: seconds per step (median of timed steps after warm-up),
 images per second, the preset's steps and the minutes they take, the CPU's vector extensions. Every step sees a
@@ -28,7 +28,7 @@ def cpu_extensions() -> list[str]:
     return sorted(flag for flag in flags if flag.startswith(("avx512", "avx2", "amx")))
 
 
-def run(config: str = "cpu-demo", steps: int = 30, warmup: int = 5) -> dict:
+def run(config: str = "cpu-demo", steps: int = 30, warmup: int = 5, overrides: tuple[str, ...] = ()) -> dict:
     import torch
 
     from pipeline.config import load_config
@@ -43,7 +43,7 @@ def run(config: str = "cpu-demo", steps: int = 30, warmup: int = 5) -> dict:
         synthesize(Path(work) / "data", 160, 8, seed=0)
         prep(Path(work) / "data")
         train = load_train_cache(Path(work) / "data")
-    cfg = load_config(config)
+    cfg = load_config(config, list(overrides))
     torch.manual_seed(0)
     model = build_model(cfg).to(memory_format=torch.channels_last if cfg.train.channels_last else torch.contiguous_format).train()
     optimizer = build_optimizer(model, cfg.optim)
@@ -73,6 +73,7 @@ def run(config: str = "cpu-demo", steps: int = 30, warmup: int = 5) -> dict:
     budget = cfg.train.steps
     return {
         "config": config,
+        "overrides": list(overrides),
         "cpu_extensions": cpu_extensions(),
         "batch_size": cfg.train.batch_size,
         "timed_steps": steps,
@@ -87,7 +88,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="cpu-demo")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--set", action="append", default=[], help="a config override (KEY=VALUE), repeatable")
+    parser.add_argument("--name", help="the result's name (default: train-speed-CONFIG-CPU)")
     args = parser.parse_args()
-    result = run(args.config, args.steps)
+    result = run(args.config, args.steps, overrides=tuple(args.set))
     tag = "avx512" if any(flag.startswith("avx512") for flag in result["cpu_extensions"]) else "avx2"
-    write_result(f"train-speed-{args.config}-{tag}", result)
+    write_result(args.name or f"train-speed-{args.config}-{tag}", result)
