@@ -39,7 +39,7 @@ def workdir(tiny_data_template, tmp_path, monkeypatch) -> Path:
 # browser: `./run.sh test -m "not slow"` is the quick loop, `./run.sh test` (CI) runs everything. Derived from the
 # code, so a new training test is marked without anyone remembering to.
 SLOW = re.compile(r"\btrain\(|\"train\"|run_variant\(|\bablate\(|\"ablate\"|\"run\"|torch\.distributed\.run|sync_playwright|run\.sh|"
-                  r"train_fold\(|make_pseudo\(|export_bundle\(|trained_run|bench_\w+\.run\(|gpu_check\.run\(")
+                  r"train_fold\(|make_pseudo\(|export_bundle\(|trained_run|bench_\w+\.run\(|gpu_check\.run\(|plasticity_study\.study\(")
 
 
 def _sources(item) -> str:

@@ -132,3 +132,21 @@ def test_the_prepared_gpu_check_runs_every_section_in_dry_mode(tmp_path, monkeyp
     assert all(row["losses_finite"] for row in sections["step"]["rows"])
     assert all(job["rc"] == 0 for job in sections["cli"]["jobs"]), sections["cli"]["jobs"]
     assert "skipped" in sections["multi_gpu"]  # no second GPU here
+
+
+def test_the_plasticity_study_scores_every_run_in_distribution_shifted_adapted_and_without_tta(tiny_data_template, tmp_path):
+    import pandas as pd
+    import plasticity_study
+
+    from pipeline.study.ablate import hashed_id
+
+    outputs = plasticity_study.study(tiny_data_template / "data", "random", 0, 1, "none,frozen", tmp_path / "work", 0.5, tmp_path / "out",
+                                     config="smoke", sizes=(60, 30), overrides=("train.epochs=1",))
+    runs = pd.read_csv(outputs["runs"])
+    assert runs["head"].tolist() == [f"{h}{v}" for h in ("none", "frozen")
+                                     for v in ("", "+adabn", "+notta", "@gain05", "+adabn@gain05", "+notta@gain05")]
+    images = pd.read_csv(outputs["images"], dtype={"id": str})
+    truth = pd.read_csv(tmp_path / "work" / "random0-smoke-data" / "test_truth.csv", dtype={"id": str})
+    assert set(images["id"]) == set(truth["id"].map(hashed_id))  # the carve's 30 test images, ids hashed
+    gain = tmp_path / "work" / "random0-smoke-gain05-data"
+    assert (gain / "train.csv").read_text() == (tmp_path / "work" / "random0-smoke-data" / "train.csv").read_text()
