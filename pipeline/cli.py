@@ -17,8 +17,10 @@ def _writer(run_dir: Path, stage: str):
     does not exist yet is not created here for infer/submit/pseudo, so their own 'no such run' error stays."""
     import contextlib
 
-    if os.environ.get("RANK", "0") != "0" or (stage != "train" and not run_dir.is_dir()):
-        return contextlib.nullcontext()
+    from pipeline.training.fold_parallel import LOCK_HELD
+
+    if os.environ.get("RANK", "0") != "0" or os.environ.get(LOCK_HELD) or (stage != "train" and not run_dir.is_dir()):
+        return contextlib.nullcontext()  # a torchrun rank but 0, or a fold-parallel child: its parent holds the lock
     return run_lock(run_dir, stage)
 
 
@@ -94,6 +96,21 @@ def _fold_list(text: str) -> list[int] | None:
         raise PipelineError(f"--fold must be 'all' or fold numbers like 0 or 0,2, got {text!r}") from None
 
 
+def _fold_parallel_share(cfg, args) -> tuple[list[int], list[str]] | None:
+    """(folds, GPU indices) when this `train` should start one process per GPU: several GPUs, not under torchrun
+    or a fold-parallel parent, train.multi_gpu folds, more than one fold to train."""
+    from pipeline.training.fold_parallel import LOCK_HELD
+
+    if "RANK" in os.environ or os.environ.get(LOCK_HELD) or cfg.train.multi_gpu != "folds" or cfg.train.device == "cpu":
+        return None
+    from pipeline.data.folds import number_of_folds
+    from pipeline.devices import usable_gpus
+
+    gpus = usable_gpus()
+    folds = _fold_list(args.fold) or cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file))))
+    return (folds, [str(i) for i in range(gpus)]) if gpus > 1 and len(folds) > 1 else None
+
+
 def _train(args):
     import shutil
 
@@ -111,7 +128,16 @@ def _train(args):
                 if path.name != ".lock":
                     shutil.rmtree(path) if path.is_dir() else path.unlink()
             print(f"train: --force removed {run_dir} (all but its lock)", flush=True)
-        results = train(cfg, run_dir, _fold_list(args.fold), args.resume)
+        shared = _fold_parallel_share(cfg, args)
+        if shared:  # several GPUs: one fold per GPU, each child trains as one GPU would
+            from pipeline.training.fold_parallel import train_in_parallel
+
+            child_args = ["--config", args.config or "cpu-demo", "--run", run_name, *(["--resume"] if args.resume else []),
+                          *[part for override in args.set or [] for part in ("--set", override)]]
+            train_in_parallel(child_args, shared[0], shared[1], run_dir)
+            results = []
+        else:
+            results = train(cfg, run_dir, _fold_list(args.fold), args.resume)
     for result in results:
         if "best_score" in result:
             print(f"fold {result['fold']}: best val_metric {result['best_score']:.4f} at epoch {result['best_epoch']}")

@@ -149,6 +149,9 @@ class TrainConfig:
     num_workers: Annotated[int, Range(0, 64)] = 0  # DataLoader worker processes (0: augment in the training process)
     seed: Annotated[int, Range(0, 2**31 - 1)] = 42  # initial weights, data order and augmentation (fold K uses seed + K)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
+    # several GPUs: folds (one fold per GPU at once, each trained as on one GPU) or ddp (torchrun: each step's batch
+    # split over the GPUs, for one fold sooner); one fold to train always goes to ddp
+    multi_gpu: Literal["folds", "ddp"] = "folds"
     amp: bool = True  # CUDA only: bf16 on GPUs with native bf16 (compute capability >= 8.0), fp16 + GradScaler before
     channels_last: bool = True  # NHWC memory format for the network
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn.benchmark (bit-exact resume; slower)

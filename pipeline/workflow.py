@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import load_config
-from pipeline.data.folds import make_folds
+from pipeline.data.folds import make_folds, number_of_folds
 from pipeline.data.layout import Layout
 from pipeline.data.prep import prep
 from pipeline.data.synth import synthesize
@@ -29,6 +29,7 @@ from pipeline.fileio import run_lock
 from pipeline.inference.infer import infer
 from pipeline.inference.submit import submit
 from pipeline.rundir import RUNS, RunDir
+from pipeline.training.fold_parallel import train_in_parallel
 from pipeline.training.trainer import train
 
 DEMO_SIZES = (1600, 1600)  # the embedded default: synthetic train and test images made when the data folder is empty
@@ -92,14 +93,32 @@ def prepare_data(data_dir: Path, folds_file: Path, k: int = 5, force: bool = Fal
     return seconds
 
 
+def _train_args(variant: Variant, run: RunDir) -> list[str]:
+    """The `train` command line of a variant's run, for the processes that train it on several GPUs."""
+    if run.root.parent.resolve() != RUNS.resolve():
+        raise RuntimeError(f"training on several GPUs writes under {RUNS}/; {run.root} is elsewhere")
+    return ["--config", variant.preset, "--run", run.name, "--resume", *[part for override in variant.overrides for part in ("--set", override)]]
+
+
 def _train_distributed(variant: Variant, run: RunDir, gpus: int, folds: list[int] | None) -> None:
     """`train` under torchrun, one process per GPU (rank 0 takes the run's lock)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", "-m", "pipeline", "--",
-               "train", "--config", variant.preset, "--run", run.name, "--resume", "--fold", "all" if folds is None else ",".join(map(str, folds))]
-    command += [part for override in variant.overrides for part in ("--set", override)]
-    if run.root.parent.resolve() != RUNS.resolve():
-        raise RuntimeError(f"torchrun training writes under {RUNS}/; {run.root} is elsewhere")
+               "train", *_train_args(variant, run), "--fold", "all" if folds is None else ",".join(map(str, folds))]
     subprocess.run(command, check=True, env=dict(os.environ))
+
+
+def _train_on_gpus(cfg, variant: Variant, run: RunDir, gpus: int, folds: list[int] | None, locked: bool, seconds: dict) -> None:
+    """Several GPUs: one fold per GPU at once (train.multi_gpu folds, when there are folds to share), else DDP."""
+    to_train = folds if folds is not None else (cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file)))))
+    if cfg.train.multi_gpu == "folds" and len(to_train) > 1:
+        devices = [str(i) for i in range(gpus)]
+        _stage(run, locked, seconds, "train", lambda: train_in_parallel(_train_args(variant, run), to_train, devices, run.root))
+    else:
+        _timed(seconds, "train", lambda: _train_distributed(variant, run, gpus, folds))
+
+
+def multi_gpu_mode(cfg, gpus: int) -> str:
+    return "one process" if gpus <= 1 else ("one fold per GPU" if cfg.train.multi_gpu == "folds" else f"torchrun DDP, {gpus} GPUs")
 
 
 def run_variant(variant: Variant, run: RunDir, folds: list[int] | None = None, submissions: Path | None = None, truth: Path | None = None,
@@ -112,7 +131,7 @@ def run_variant(variant: Variant, run: RunDir, folds: list[int] | None = None, s
     run.root.mkdir(parents=True, exist_ok=True)
 
     if gpus > 1:
-        _timed(seconds, "train", lambda: _train_distributed(variant, run, gpus, folds))
+        _train_on_gpus(cfg, variant, run, gpus, folds, locked, seconds)
     else:
         _stage(run, locked, seconds, "train", lambda: train(cfg, run.root, folds, resume=True))
     partial = folds is not None if allow_partial is None else allow_partial
@@ -156,7 +175,7 @@ def main_job(data_dir: Path = Path("data"), preset: str | None = None, run_name:
     if force and run.root.exists():
         shutil.rmtree(run.root)
     variant = Variant(preset, tuple(overrides) + (f"data.data_dir={data_dir}", f"data.folds_file={folds_file}"))
-    log(f"== train == {run.root} ({'torchrun, ' + str(gpus) + ' GPUs' if gpus > 1 else 'one process'}; resumes what exists)")
+    log(f"== train == {run.root} ({multi_gpu_mode(load_config(preset, list(variant.overrides)), gpus)}; resumes what exists)")
     outcome = run_variant(variant, run, refresh=force, allow_partial=False, gpus=gpus, submissions=Path("submissions"))
     post = outcome.postprocess
     log("== infer == " + ("test probabilities up to date" if post.get("skipped") else
