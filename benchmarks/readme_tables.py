@@ -257,6 +257,7 @@ RENDERERS = {
     "plasticity-headline": plasticity_headline,
     "plasticity-preset": plasticity_preset,
     "ablation-preset-random0": ablation("ablation-preset/random0"),
+    "ablation-preset-depth0": ablation("ablation-preset/depth0"),
     "scores-headline": scores_headline,
     "config-reference": config_reference,
     "benchmarks": benchmarks,
