@@ -97,18 +97,17 @@ def _fold_list(text: str) -> list[int] | None:
 
 
 def _fold_parallel_share(cfg, args) -> tuple[list[int], list[str]] | None:
-    """(folds, GPU indices) when this `train` should start one process per GPU: several GPUs, not under torchrun
-    or a fold-parallel parent, train.multi_gpu folds, more than one fold to train."""
-    from pipeline.training.fold_parallel import LOCK_HELD
+    """(folds, GPU indices) this `train` shares out, one process per GPU (fold_parallel.folds_to_share), unless it
+    runs under torchrun or a fold-parallel parent, or on the CPU."""
+    from pipeline.training.fold_parallel import LOCK_HELD, folds_to_share
 
-    if "RANK" in os.environ or os.environ.get(LOCK_HELD) or cfg.train.multi_gpu != "folds" or cfg.train.device == "cpu":
+    if "RANK" in os.environ or os.environ.get(LOCK_HELD) or cfg.train.device == "cpu":
         return None
-    from pipeline.data.folds import number_of_folds
     from pipeline.devices import usable_gpus
 
     gpus = usable_gpus()
-    folds = _fold_list(args.fold) or cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file))))
-    return (folds, [str(i) for i in range(gpus)]) if gpus > 1 and len(folds) > 1 else None
+    folds = folds_to_share(cfg, _fold_list(args.fold), gpus)
+    return (folds, [str(i) for i in range(gpus)]) if folds else None
 
 
 def _train(args):
@@ -130,11 +129,9 @@ def _train(args):
             print(f"train: --force removed {run_dir} (all but its lock)", flush=True)
         shared = _fold_parallel_share(cfg, args)
         if shared:  # several GPUs: one fold per GPU, each child trains as one GPU would
-            from pipeline.training.fold_parallel import train_in_parallel
+            from pipeline.training.fold_parallel import train_args, train_in_parallel
 
-            child_args = ["--config", args.config or "cpu-demo", "--run", run_name, *(["--resume"] if args.resume else []),
-                          *[part for override in args.set or [] for part in ("--set", override)]]
-            train_in_parallel(child_args, shared[0], shared[1], run_dir)
+            train_in_parallel(train_args(args.config or "cpu-demo", run_name, args.set or [], args.resume), *shared, run_dir)
             results = []
         else:
             results = train(cfg, run_dir, _fold_list(args.fold), args.resume)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import load_config
-from pipeline.data.folds import make_folds, number_of_folds
+from pipeline.data.folds import make_folds
 from pipeline.data.layout import Layout
 from pipeline.data.prep import prep
 from pipeline.data.synth import synthesize
@@ -29,7 +29,7 @@ from pipeline.fileio import run_lock
 from pipeline.inference.infer import infer
 from pipeline.inference.submit import submit
 from pipeline.rundir import RUNS, RunDir
-from pipeline.training.fold_parallel import train_in_parallel
+from pipeline.training.fold_parallel import folds_to_share, train_args, train_in_parallel
 from pipeline.training.trainer import train
 
 DEMO_SIZES = (1600, 1600)  # the embedded default: synthetic train and test images made when the data folder is empty
@@ -97,7 +97,7 @@ def _train_args(variant: Variant, run: RunDir) -> list[str]:
     """The `train` command line of a variant's run, for the processes that train it on several GPUs."""
     if run.root.parent.resolve() != RUNS.resolve():
         raise RuntimeError(f"training on several GPUs writes under {RUNS}/; {run.root} is elsewhere")
-    return ["--config", variant.preset, "--run", run.name, "--resume", *[part for override in variant.overrides for part in ("--set", override)]]
+    return train_args(variant.preset, run.name, variant.overrides)
 
 
 def _train_distributed(variant: Variant, run: RunDir, gpus: int, folds: list[int] | None) -> None:
@@ -109,8 +109,8 @@ def _train_distributed(variant: Variant, run: RunDir, gpus: int, folds: list[int
 
 def _train_on_gpus(cfg, variant: Variant, run: RunDir, gpus: int, folds: list[int] | None, locked: bool, seconds: dict) -> None:
     """Several GPUs: one fold per GPU at once (train.multi_gpu folds, when there are folds to share), else DDP."""
-    to_train = folds if folds is not None else (cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file)))))
-    if cfg.train.multi_gpu == "folds" and len(to_train) > 1:
+    to_train = folds_to_share(cfg, folds, gpus)
+    if to_train:
         devices = [str(i) for i in range(gpus)]
         _stage(run, locked, seconds, "train", lambda: train_in_parallel(_train_args(variant, run), to_train, devices, run.root))
     else:
@@ -118,7 +118,7 @@ def _train_on_gpus(cfg, variant: Variant, run: RunDir, gpus: int, folds: list[in
 
 
 def multi_gpu_mode(cfg, gpus: int) -> str:
-    return "one process" if gpus <= 1 else ("one fold per GPU" if cfg.train.multi_gpu == "folds" else f"torchrun DDP, {gpus} GPUs")
+    return "one process" if gpus <= 1 else ("one fold per GPU" if folds_to_share(cfg, None, gpus) else f"torchrun DDP, {gpus} GPUs")
 
 
 def run_variant(variant: Variant, run: RunDir, folds: list[int] | None = None, submissions: Path | None = None, truth: Path | None = None,

@@ -15,10 +15,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.data.folds import number_of_folds
 from pipeline.errors import PipelineError
 
 LOCK_HELD = "PLASTIC_SALT_LOCK_HELD"  # in a child's environment: its parent holds the run's writer lock
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding pipeline/: the children import this code
+
+
+def folds_to_share(cfg, folds: list[int] | None, gpus: int) -> list[int] | None:
+    """The folds to train one per GPU at once (several GPUs, train.multi_gpu folds, more than one fold to train;
+    `folds` None: the recipe's, else all of the split's), or None: one process, or DDP."""
+    if gpus <= 1 or cfg.train.multi_gpu != "folds":
+        return None
+    to_train = folds or cfg.train.folds or list(range(number_of_folds(Path(cfg.data.folds_file))))
+    return to_train if len(to_train) > 1 else None
+
+
+def train_args(preset: str, run_name: str, overrides, resume: bool = True) -> list[str]:
+    """The `train` command line (without --fold) of a run, for the processes that train it on several GPUs."""
+    return ["--config", preset, "--run", run_name, *(["--resume"] if resume else []), *[part for override in overrides for part in ("--set", override)]]
 
 
 def assign(folds: list[int], workers: int) -> list[list[int]]:
