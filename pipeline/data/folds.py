@@ -41,7 +41,7 @@ def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: in
 
 def read_folds(path: Path) -> dict[str, int]:
     if not Path(path).exists():
-        raise PipelineError(f"{path} is missing: run `python -m pipeline folds --data DIR` first")
+        raise PipelineError(f"{path} is missing: run `python -m pipeline folds --data DIR --out {path}` first")
     table = read_table(path, ("id", "fold"))  # a missing column or unreadable file names the file
     try:
         return dict(zip(table["id"], table["fold"].astype(int).tolist()))

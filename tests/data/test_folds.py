@@ -1,3 +1,4 @@
+import re
 import numpy as np
 import pytest
 
@@ -43,3 +44,13 @@ def test_a_folds_file_without_its_columns_is_a_clear_error(tmp_path):
     (tmp_path / "folds.csv").write_text("image,split\na,0\n")
     with pytest.raises(PipelineError, match=r"folds.csv: expected columns id,fold"):
         read_folds(tmp_path / "folds.csv")
+
+
+def test_a_missing_folds_file_names_the_command_that_writes_it(tmp_path):
+    """`folds --data DIR` alone writes folds/folds.csv, not DIR/folds.csv: the fix must carry --out."""
+    from pipeline.data.folds import read_folds
+    from pipeline.errors import PipelineError
+
+    missing = tmp_path / "carve" / "folds.csv"
+    with pytest.raises(PipelineError, match=rf"--out {re.escape(str(missing))}` first"):
+        read_folds(missing)
