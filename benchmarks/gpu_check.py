@@ -14,6 +14,8 @@ and the next one runs) and, without --cpu, benchmarks/results/gpu-check.json. Se
   convolution's weight in channels_last.
 - step: the preset's training step with the batch already on the GPU, at several batch sizes: GPU ms per step
   (CUDA events), CPU enqueue ms per step, the GPU's busy fraction, images per second; every loss finite.
+- feed: training batches per second from the DataLoader (albumentations on the CPU, the preset's workers) against
+  DeviceBatches (train.augment_on: device, the fold held and augmented on the GPU), same images and transforms.
 - trainer: the real trainer on synthetic data for two epochs: its epoch broken into training, validation and the
   rest (checkpoints, metrics, TensorBoard), last.pt's bytes and write time, and the projected gpu-full wall time.
 - inference: the infer stage's images per second against a bare forward of the same model.
@@ -279,7 +281,7 @@ def trainer_epoch(check: Check) -> dict:
     from pipeline.config import load_config
     from pipeline.fileio import torch_save
     from pipeline.rundir import RunDir
-    from pipeline.training.trainer import train
+    from pipeline.training.trainer import augments_on_device, train
 
     n_train = 120 if check.cpu else 3200  # gpu-full's fold: 4/5 of the 4,000 competition images
     root = check.synthetic("trainer", n_train + n_train // 4, 100 if check.cpu else 2000)
@@ -301,10 +303,48 @@ def trainer_epoch(check: Check) -> dict:
     full = load_config("gpu-full")
     per_image_s = epoch_s / n_train  # fold 0 holds out a fifth: the other n_train images train
     projected = per_image_s * 3200 * full.train.epochs * 5 + write_s * full.train.epochs * 5 / full.train.checkpoint_every
-    return {"train_images": n_train, "epochs": rows, "wall_s": seconds, "train_s": train_s, "epoch_s": epoch_s,
+    return {"train_images": n_train, "augment_on": "device" if augments_on_device(cfg, check.device) else "loader", "epochs": rows, "wall_s": seconds, "train_s": train_s, "epoch_s": epoch_s,
             "validation_and_rest_s": None if train_s is None else epoch_s - train_s, "last_pt_bytes": last.stat().st_size,
             "last_pt_write_s": write_s, "checkpoint_every": cfg.train.checkpoint_every,
             "projected_gpu_full_minutes": projected / 60 if not check.cpu else None, "run": str(run.root)}
+
+
+def feed(check: Check) -> dict:
+    """Training batches per second on the device from the two feeds (train.augment_on): the DataLoader with the
+    preset's workers (albumentations on the CPU, then a copy) against DeviceBatches (the fold held on the device,
+    augmented there), the same images, batch size and transforms; what a training step has to beat."""
+    import torch
+
+    from pipeline.data.dataset import SaltDataset
+    from pipeline.data.device_batches import DeviceBatches
+    from pipeline.data.prep import load_train_cache
+
+    cfg = check.config()
+    n, batch_size, count = (64, 4, 6) if check.cpu else (3200, cfg.train.batch_size, 60)
+    train = load_train_cache(check.synthetic("feed-paths", n, 8) / "data")
+    workers = 0 if check.cpu else cfg.train.num_workers
+    dataset = SaltDataset(train.images, train.depth, cfg, train.masks, augment=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
+                                         pin_memory=not check.cpu, persistent_workers=bool(workers))
+    on_device = DeviceBatches(train.images, train.depth, train.masks, cfg, check.device, batch_size, seed=0)
+
+    def rate(batches) -> dict:
+        means, seen, tick = [], 0, None
+        for index, batch in enumerate(batches):
+            if index == 2:  # after warm-up (workers started, kernels loaded)
+                sync(check.device)
+                tick, seen = time.perf_counter(), 0
+            image = batch["image"].to(check.device, non_blocking=True)
+            means.append(image.mean())
+            seen += len(image)
+            if index + 1 == count:
+                break
+        sync(check.device)
+        return {"img_per_s": seen / (time.perf_counter() - tick), "mean_input": float(torch.stack(means).mean()), "batches": len(means)}
+
+    result = {"batch_size": batch_size, "loader_workers": workers, "loader": rate(loader), "device": rate(on_device)}
+    result["device_over_loader"] = result["device"]["img_per_s"] / result["loader"]["img_per_s"]
+    return result
 
 
 def inference(check: Check) -> dict:
@@ -422,7 +462,7 @@ def multi_gpu(check: Check) -> dict:
             "tail": (done.stdout + done.stderr)[-800:]}
 
 
-SECTIONS = {"environment": environment, "correctness": correctness, "step": step_benchmark, "trainer": trainer_epoch,
+SECTIONS = {"environment": environment, "correctness": correctness, "step": step_benchmark, "feed": feed, "trainer": trainer_epoch,
             "inference": inference, "compile": compile_check, "cli": cli, "multi_gpu": multi_gpu}
 
 

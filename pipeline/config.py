@@ -147,6 +147,10 @@ class TrainConfig:
     folds: list[Annotated[int, Range(0, 99)]] | None = None  # the folds this recipe trains and infer expects (None: all)
     batch_size: Count = 32  # global: split evenly over DDP ranks, so N GPUs run the same recipe as one
     num_workers: Annotated[int, Range(0, 64)] = 0  # DataLoader worker processes (0: augment in the training process)
+    # where training batches are augmented: loader (albumentations in the DataLoader, on the CPU) | device (the
+    # fold's images held on the training device, augmented there in batches: same transforms, distribution and
+    # data order) | auto (device on CUDA, loader on CPU, whose scores it leaves bit-exact)
+    augment_on: Literal["auto", "loader", "device"] = "auto"
     seed: Annotated[int, Range(0, 2**31 - 1)] = 42  # initial weights, data order and augmentation (fold K uses seed + K)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a GPU when torch sees one
     # several GPUs: folds (one fold per GPU at once, each trained as on one GPU) or ddp (torchrun: each step's batch

@@ -130,6 +130,8 @@ def test_the_prepared_gpu_check_runs_every_section_in_dry_mode(tmp_path, monkeyp
     assert sections["correctness"]["fused_vs_plain_ok"] and sections["correctness"]["mixed_ok"] and sections["correctness"]["sync_free_steps"]
     assert sections["compile"]["grad_ok"] and sections["inference"]["finite"]
     assert all(row["losses_finite"] for row in sections["step"]["rows"])
+    assert sections["feed"]["device"]["batches"] == sections["feed"]["loader"]["batches"] == 6
+    assert abs(sections["feed"]["device"]["mean_input"] - sections["feed"]["loader"]["mean_input"]) < 0.5  # the same images, normalised alike
     assert all(job["rc"] == 0 for job in sections["cli"]["jobs"]), sections["cli"]["jobs"]
     assert "skipped" in sections["multi_gpu"]  # no second GPU here
 

@@ -26,6 +26,7 @@ from pipeline.competition.metric import per_image_scores
 from pipeline.config import (RUNTIME_KEYS, Config, TrainConfig, differing_keys, flat_dict, is_runtime, prediction_choice, to_dict,
                              with_absolute_paths)
 from pipeline.data.dataset import SaltDataset, to_original_geometry
+from pipeline.data.device_batches import DeviceBatches
 from pipeline.data.folds import number_of_folds, read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
 from pipeline.data.pseudo_set import load_pseudo
@@ -128,7 +129,7 @@ class FoldTraining:
     split: FoldData
     model: torch.nn.Module
     train_set: SaltDataset
-    loader: DataLoader
+    loader: DataLoader | DeviceBatches  # train.augment_on: loader | device
     val_loader: DataLoader
     steps_per_epoch: int
     epochs: int  # this fold's length: train.epochs, or train.steps over steps_per_epoch
@@ -208,8 +209,11 @@ class FoldTraining:
     def train_epoch(self) -> dict:
         cfg, device, epoch = self.cfg, self.ctx.device, self.epoch
         plastic.on_epoch_start(self.model)
-        self.loader.sampler.set_epoch(epoch)
-        self.train_set.set_epoch(epoch)
+        if isinstance(self.loader, DeviceBatches):
+            self.loader.set_epoch(epoch)
+        else:
+            self.loader.sampler.set_epoch(epoch)
+            self.train_set.set_epoch(epoch)
         self.net.train()
         learning_rate = self.optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step
         started = time.perf_counter()
@@ -369,11 +373,20 @@ def build_fold_training(cfg: Config, run_dir: Path, fold: int, train: TrainSet, 
     loader_options = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers:
         loader_options.update(persistent_workers=True, worker_init_fn=_worker_init)
-    loader = DataLoader(train_set, batch_size=rank_batch_size(cfg, ctx.world_size, len(train_set)), sampler=sampler, drop_last=True, **loader_options)
+    batch_size = rank_batch_size(cfg, ctx.world_size, len(train_set))
+    if augments_on_device(cfg, device):
+        loader = DeviceBatches(images, depth, masks, cfg, device, batch_size, seed=cfg.train.seed + fold, rank=ctx.rank, world_size=ctx.world_size)
+    else:
+        loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, drop_last=True, **loader_options)
     val_shard = torch.utils.data.Subset(val_set, list(range(ctx.rank, len(val_set), ctx.world_size)))
     val_loader = DataLoader(val_shard, batch_size=cfg.infer.batch_size, shuffle=False, **loader_options)
     steps = len(loader) if cfg.train.max_steps_per_epoch is None else min(len(loader), cfg.train.max_steps_per_epoch)
     return FoldTraining(cfg, fold, RunDir(run_dir).fold(fold), ctx, split, model, train_set, loader, val_loader, steps, fold_epochs(cfg.train, steps))
+
+
+def augments_on_device(cfg: Config, device: torch.device) -> bool:
+    """train.augment_on resolved: auto augments on the device on CUDA and in the DataLoader on CPU."""
+    return cfg.train.augment_on == "device" or (cfg.train.augment_on == "auto" and device.type == "cuda")
 
 
 def training_arrays(cfg: Config, train: TrainSet, split: FoldData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -32,9 +32,10 @@ class EpochRecorder:
             raise trainer.InterruptTraining
 
 
-def test_resume_runs_only_the_remaining_epochs_and_matches_an_unbroken_run(workdir):
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_resume_runs_only_the_remaining_epochs_and_matches_an_unbroken_run(workdir, augment_on):
     # CPU even on a GPU host: bit-exact comparisons need the CPU's determinism
-    cfg = smoke("model.head.episode=lifetime", "model.aux_head=true", "train.epochs=3", "train.device=cpu")
+    cfg = smoke("model.head.episode=lifetime", "model.aux_head=true", "train.epochs=3", "train.device=cpu", f"train.augment_on={augment_on}")
     whole_epochs = EpochRecorder()
     trainer.train(cfg, workdir / "runs" / "whole", folds=[0], callbacks=(whole_epochs,))
     assert whole_epochs.epochs == [1, 2, 3]
