@@ -166,7 +166,9 @@ def _comparisons(folder: str) -> dict[tuple[str, str], dict]:
 
 def plasticity_headline() -> str:
     """The honest answer first: each plastic rule against its frozen control, per image, on real and synthetic data."""
-    real, synthetic = _comparisons("ablation-real"), _comparisons("ablation-synthetic")
+    # oja - hebb on the real carve: a rerun of those two heads with per-image scores (ablation-real-ojahebb)
+    real = {**_comparisons("ablation-real"), **_comparisons("ablation-real-ojahebb")}
+    synthetic = _comparisons("ablation-synthetic")
 
     def cell(row: dict | None) -> str:
         if row is None:
@@ -268,6 +270,7 @@ RENDERERS = {
     "options-cpu-scale": study("options-cpu-scale"),
     "full-size": full_size,
     "ablation-real": ablation("ablation-real"),
+    "ablation-real-ojahebb": ablation("ablation-real-ojahebb"),
     "ablation-synthetic": ablation("ablation-synthetic"),
     "mosaics": mosaics,
     "pseudo-synthetic": pseudo("synthetic"),
