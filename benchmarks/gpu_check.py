@@ -303,7 +303,8 @@ def trainer_epoch(check: Check) -> dict:
     full = load_config("gpu-full")
     per_image_s = epoch_s / n_train  # fold 0 holds out a fifth: the other n_train images train
     projected = per_image_s * 3200 * full.train.epochs * 5 + write_s * full.train.epochs * 5 / full.train.checkpoint_every
-    return {"train_images": n_train, "augment_on": "device" if augments_on_device(cfg, check.device) else "loader", "epochs": rows, "wall_s": seconds, "train_s": train_s, "epoch_s": epoch_s,
+    return {"train_images": n_train, "augment_on": "device" if augments_on_device(cfg, check.device) else "loader", "epochs": rows,
+            "wall_s": seconds, "train_s": train_s, "epoch_s": epoch_s,
             "validation_and_rest_s": None if train_s is None else epoch_s - train_s, "last_pt_bytes": last.stat().st_size,
             "last_pt_write_s": write_s, "checkpoint_every": cfg.train.checkpoint_every,
             "projected_gpu_full_minutes": projected / 60 if not check.cpu else None, "run": str(run.root)}

@@ -53,24 +53,39 @@ def to_original_geometry(probs: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
     return probs[:, 0, before : before + IMAGE_SIZE, before : before + IMAGE_SIZE]
 
 
+def normalise(grey):
+    """Grey levels 0..255 (a float array or tensor) as the network sees them."""
+    return (grey / 255.0 - PIXEL_MEAN) / PIXEL_STD
+
+
+def depth_feature(depth):
+    """The depth input channel's value for a depth z (a float, array or tensor)."""
+    return depth / 1000.0 - 0.5
+
+
+def row_coordinates(size: int) -> np.ndarray:
+    """The row-coordinate input channel's values, top to bottom."""
+    return np.linspace(-1, 1, size, dtype=np.float32)
+
+
 def extra_channels(depth: float, cfg: DataConfig, size: int | None = None) -> list[np.ndarray]:
     size = size or cfg.input_size  # a training crop is smaller
     channels = []
     if cfg.depth_channel:
-        channels.append(np.full((size, size), depth / 1000.0 - 0.5, np.float32))
+        channels.append(np.full((size, size), depth_feature(depth), np.float32))
     if cfg.coord_channel:
-        channels.append(np.repeat(np.linspace(-1, 1, size, dtype=np.float32)[:, None], size, axis=1))
+        channels.append(np.repeat(row_coordinates(size)[:, None], size, axis=1))
     return channels
 
 
 def to_tensor(image: np.ndarray, depth: float, cfg: DataConfig) -> torch.Tensor:
-    grey = (image.astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    grey = normalise(image.astype(np.float32))
     return torch.from_numpy(np.stack([grey] + extra_channels(depth, cfg, size=image.shape[0])))
 
 
 def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torch.Tensor:
     """Network inputs for a stack of un-augmented images at once (the same values as SaltDataset's items)."""
-    grey = (to_input_geometry(images, cfg).astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    grey = normalise(to_input_geometry(images, cfg).astype(np.float32))
     if not (cfg.depth_channel or cfg.coord_channel):
         return torch.from_numpy(grey[:, None])
     extras = np.stack([np.stack(extra_channels(float(d), cfg)) for d in depth])  # (N, extra channels, S, S)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import AugmentConfig, Config
-from pipeline.data.dataset import PIXEL_MEAN, PIXEL_STD, to_input_geometry
+from pipeline.data.dataset import depth_feature, normalise, row_coordinates, to_input_geometry
 
 
 def _uniform(generator: torch.Generator, n: int, low: float, high: float, device) -> torch.Tensor:
@@ -68,19 +68,17 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: AugmentConfig,
     images = torch.where(flipped[:, None, None], images.flip(-1), images)
     masks = torch.where(flipped[:, None, None], masks.flip(-1), masks)
 
+    # every image is warped and the firing ones kept: asking whether any fired would wait for the GPU each batch
     warped = fires(aug.affine)
-    if bool(warped.any()):
-        # translate_percent draws a share of the side, truncated to whole pixels (int()); scale x and y apart
-        shift_x = torch.trunc(_uniform(generator, n, -aug.shift, aug.shift, device) * size)
-        shift_y = torch.trunc(_uniform(generator, n, -aug.shift, aug.shift, device) * size)
-        scale_x = _uniform(generator, n, 1 - aug.scale, 1 + aug.scale, device)
-        scale_y = _uniform(generator, n, 1 - aug.scale, 1 + aug.scale, device)
-        degrees = _uniform(generator, n, -aug.rotate, aug.rotate, device)
-        matrices = affine_matrices(shift_x, shift_y, scale_x, scale_y, degrees, size)
-        new_images = warp(images, matrices, "bilinear").round().clamp(0, 255)
-        new_masks = warp(masks, matrices, "nearest")
-        images = torch.where(warped[:, None, None], new_images, images)
-        masks = torch.where(warped[:, None, None], new_masks, masks)
+    # translate_percent draws a share of the side, truncated to whole pixels (int()); scale x and y apart
+    shift_x = torch.trunc(_uniform(generator, n, -aug.shift, aug.shift, device) * size)
+    shift_y = torch.trunc(_uniform(generator, n, -aug.shift, aug.shift, device) * size)
+    scale_x = _uniform(generator, n, 1 - aug.scale, 1 + aug.scale, device)
+    scale_y = _uniform(generator, n, 1 - aug.scale, 1 + aug.scale, device)
+    degrees = _uniform(generator, n, -aug.rotate, aug.rotate, device)
+    matrices = affine_matrices(shift_x, shift_y, scale_x, scale_y, degrees, size)
+    images = torch.where(warped[:, None, None], warp(images, matrices, "bilinear").round().clamp(0, 255), images)
+    masks = torch.where(warped[:, None, None], warp(masks, matrices, "nearest"), masks)
 
     adjusted = fires(aug.brightness_contrast)
     alpha = 1 + _uniform(generator, n, -aug.contrast_limit, aug.contrast_limit, device).to(images.dtype)
@@ -137,11 +135,11 @@ class DeviceBatches:
         """Network inputs from augmented grey levels, as dataset.to_tensor makes them (extra channels at the
         batch's side: a crop is smaller)."""
         data, size = self.cfg.data, grey.shape[-1]
-        channels = [(grey / 255.0 - PIXEL_MEAN) / PIXEL_STD]
+        channels = [normalise(grey)]
         if data.depth_channel:
-            channels.append((depth / 1000.0 - 0.5).float()[:, None, None].expand(-1, size, size))
-        if data.coord_channel:  # the row coordinate, as dataset.extra_channels makes it
-            coord = torch.from_numpy(np.linspace(-1, 1, size, dtype=np.float32)).to(grey.device)[:, None].expand(size, size)
+            channels.append(depth_feature(depth).float()[:, None, None].expand(-1, size, size))
+        if data.coord_channel:
+            coord = torch.from_numpy(row_coordinates(size)).to(grey.device)[:, None].expand(size, size)
             channels.append(coord.expand(len(grey), size, size))
         return torch.stack(channels, dim=1)
 
