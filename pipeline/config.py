@@ -161,6 +161,9 @@ class TrainConfig:
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn.benchmark (bit-exact resume; slower)
     tensorboard: bool = True  # TensorBoard event files per fold (runs/NAME/fold_K/tensorboard); metrics.csv is written either way
     checkpoint_every: Count = 1  # write last.pt every k epochs (and after the last one)
+    # validate every k epochs (and after the last one): only a validated epoch logs val_loss/val_metric and can
+    # become best.pt. The last epoch (last.pt, what infer predicts from by default) is always validated
+    val_every: Count = 1
     sync_every: Count = 25  # CUDA: check the loss for NaN/inf every k steps (each check waits for the GPU)
     max_steps_per_epoch: Count | None = None  # cap the steps of an epoch (tests and smoke runs)
     # decay of an exponential moving average of the weights and BatchNorm statistics, updated after every

@@ -46,8 +46,9 @@ def plot_learning_curves(curves, path: Path) -> None:
         epochs = [r["epoch"] for r in rows]
         colour = f"C{fold % 10}"  # one colour per fold: its train (dashed) and validation lines match
         left.plot(epochs, [r["train_loss"] for r in rows], "--", color=colour, label=f"fold {fold} train")
-        left.plot(epochs, [r["val_loss"] for r in rows], color=colour, label=f"fold {fold} val")
-        right.plot(epochs, [r["val_metric"] for r in rows], marker="o", color=colour, label=f"fold {fold}")
+        validated = [r for r in rows if "val_metric" in r]  # train.val_every: the epochs that were validated
+        left.plot([r["epoch"] for r in validated], [r["val_loss"] for r in validated], color=colour, label=f"fold {fold} val")
+        right.plot([r["epoch"] for r in validated], [r["val_metric"] for r in validated], marker="o", color=colour, label=f"fold {fold}")
     left.set(xlabel="epoch", ylabel="loss", title="loss")
     right.set(xlabel="epoch", ylabel="competition metric (threshold 0.5)", title="validation metric")
     left.legend(fontsize=7)

@@ -40,10 +40,11 @@ def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | Non
     post = tuned["postprocess"]
     folds = {}
     for fold, rows in curves.items():
+        validated = [r for r in rows if "val_metric" in r]  # train.val_every: the epochs that were validated
         entry = {
             "epochs": len(rows),
-            "best_val_metric": round(max(r["val_metric"] for r in rows), 4),
-            "last_val_metric": round(rows[-1]["val_metric"], 4),
+            "best_val_metric": round(max(r["val_metric"] for r in validated), 4),
+            "last_val_metric": round(validated[-1]["val_metric"], 4),
             "train_img_per_s": round(float(np.mean([r["train_img_per_s"] for r in rows])), 1),
         }
         for stat in HEAD_STATS:

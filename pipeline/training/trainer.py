@@ -285,15 +285,22 @@ class FoldTraining:
     def run_epoch(self) -> dict:
         started = time.perf_counter()
         row = {"epoch": self.epoch + 1, **self.train_epoch()}
-        row["val_loss"], row["val_metric"] = self.validate()
+        validated = validation_due(self.epoch + 1, self.epochs, self.cfg.train.val_every)
+        if validated:
+            row["val_loss"], row["val_metric"] = self.validate()
         row["epoch_seconds"] = time.perf_counter() - started  # training and validation: what the time left is made of
         row.update(plastic.statistics(self.model))
         self.epoch += 1
         self.history.append(row)
-        improved = row["val_metric"] > self.best["score"]
+        improved = validated and row["val_metric"] > self.best["score"]
         if improved:
             self.best = {"score": row["val_metric"], "epoch": self.epoch}
         return {**row, "improved": improved}  # the callbacks' view; history keeps numbers only
+
+
+def validation_due(epoch: int, epochs: int, every: int) -> bool:
+    """Whether epoch (1-based) of a fold of `epochs` is validated with train.val_every = every: every k-th and the last."""
+    return epoch % every == 0 or epoch >= epochs
 
 
 # ----- epoch-end callbacks: (training, row) -> None; rank 0 writes ------------------------------------------
@@ -333,8 +340,8 @@ def print_epoch(training: FoldTraining, row: dict) -> None:
     if training.ctx.is_main:
         print(
             f"fold {training.fold} epoch {row['epoch']}/{training.epochs}: train_loss {row['train_loss']:.4f} "
-            f"val_loss {row['val_loss']:.4f} val_metric {row['val_metric']:.4f}{' *' if row['improved'] else ''} "
-            f"{row['train_img_per_s']:.0f} img/s {row['seconds']:.1f}s{time_left(training.history, training.epochs)}",
+            + (f"val_loss {row['val_loss']:.4f} val_metric {row['val_metric']:.4f}{' *' if row['improved'] else ''} " if "val_metric" in row else "")
+            + f"{row['train_img_per_s']:.0f} img/s {row['seconds']:.1f}s{time_left(training.history, training.epochs)}",
             flush=True,
         )
 

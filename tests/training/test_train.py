@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -96,6 +97,36 @@ def test_outputs_of_a_fold(workdir):
     assert (workdir / "runs" / "r" / "config.yaml").exists()
     # a rerun skips the finished fold
     assert trainer.train(smoke(), workdir / "runs" / "r", folds=[1]) == [{"fold": 1, "skipped": True}]
+
+
+def test_val_every_skips_validation_without_changing_training(workdir):
+    """train.val_every 2 over 3 epochs: validated at epochs 2 and 3 only, the same weights as validating every
+    epoch (validation draws nothing the training uses), best.pt chosen among the validated epochs."""
+    from pipeline.evaluation.report import read_metrics
+    from pipeline.evaluation.summary import run_summary
+
+    every = smoke("train.epochs=3", "train.device=cpu")
+    sparse = smoke("train.epochs=3", "train.device=cpu", "train.val_every=2")
+    trainer.train(every, workdir / "runs" / "every", folds=[0])
+    trainer.train(sparse, workdir / "runs" / "sparse", folds=[0])
+    dense_rows, sparse_rows = read_metrics(workdir / "runs" / "every")[0], read_metrics(workdir / "runs" / "sparse")[0]
+    assert [("val_metric" in row) for row in dense_rows] == [True, True, True]
+    assert [("val_metric" in row) for row in sparse_rows] == [False, True, True]
+    for dense, row in zip(dense_rows, sparse_rows):
+        assert dense["train_loss"] == row["train_loss"]
+        if "val_metric" in row:
+            assert dense["val_metric"] == row["val_metric"] and dense["val_loss"] == row["val_loss"]
+    whole = load_checkpoint(workdir / "runs" / "every" / "fold_0" / "last.pt")
+    part = load_checkpoint(workdir / "runs" / "sparse" / "fold_0" / "last.pt")
+    for key, value in whole["model"].items():
+        assert torch.equal(value, part["model"][key]), key
+    validated = [row for row in sparse_rows if "val_metric" in row]
+    best = load_checkpoint(workdir / "runs" / "sparse" / "fold_0" / "best.pt")
+    assert best["epoch"] in (2, 3)
+    assert best["best"]["score"] == max(row["val_metric"] for row in validated)
+    fold = json.loads(run_summary(workdir / "runs" / "sparse").read_text())["folds"]["0"]
+    assert fold["epochs"] == 3 and fold["last_val_metric"] == round(validated[-1]["val_metric"], 4)
+    assert fold["best_val_metric"] == round(max(row["val_metric"] for row in validated), 4)
 
 
 def test_nan_loss_stops_with_fold_epoch_step_and_keeps_last_good_checkpoint(workdir, monkeypatch):
