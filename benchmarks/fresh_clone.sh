@@ -7,6 +7,8 @@
 #   e.g. benchmarks/fresh_clone.sh after-fix HEAD /tmp/real/seed0 0
 #
 # The clone reuses this checkout's .venv (a symlink), so the wall time excludes the one-off install.
+# KEEP=DIR keeps the clone's run folders and log in DIR (for re-scoring its probabilities later); by default the
+# clone is deleted.
 set -euo pipefail
 label=$1 commit=$2 carve=$3 seed=$4
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -18,6 +20,10 @@ ln -s "$here/.venv" "$work/repo/.venv"
 started=$SECONDS
 (cd "$work/repo" && DATA="$carve" ./run.sh > "$work/log.txt" 2>&1)
 wall=$((SECONDS - started))
+if [ -n "${KEEP:-}" ]; then
+  mkdir -p "$KEEP"
+  cp -r "$work/repo/runs/." "$KEEP/" && cp "$work/log.txt" "$KEEP/log.txt"
+fi
 score=$(grep '^local test score' "$work/log.txt" | awk '{print $4}')
 out="$here/docs/real-dev/fresh-clone.csv"
 mkdir -p "$(dirname "$out")"
