@@ -102,6 +102,10 @@ def test_comparison_pairs_isolate_plasticity_and_the_inference_trace():
     assert comparison_pairs(heads) == [("hebb", "frozen"), ("oja", "frozen"), ("lifetime", "frozen"), ("lifetime-adapt", "lifetime"),
                                        ("oja", "hebb"), ("frozen", "none")]
     assert comparison_pairs(["none", "hebb", "lifetime-adapt"]) == [("hebb", "none"), ("lifetime-adapt", "none")]
+    # the original Plastic-UNet against its own batch-1 control (not frozen at batch 16) and against hebb
+    assert comparison_pairs(["frozen", "hebb", "original-frozen", "original"]) == [("hebb", "frozen"), ("original", "original-frozen"),
+                                                                                   ("original", "hebb")]
+    assert [o for o in HEADS["original-frozen"] if "rule" not in o] == [o for o in HEADS["original"] if "rule" not in o]
     # lifetime and lifetime-adapt differ only at inference: the same training
     assert [o for o in HEADS["lifetime-adapt"] if "inference_plasticity" not in o] == HEADS["lifetime"]
 

@@ -51,6 +51,8 @@ HEADS = {rule: [f"model.head.rule={rule}"] for rule in RULES} | {
     "original-rows": ["model.head.rule=hebb", "model.head.placement=rows"],
     # the original Plastic-UNet itself: its placement and dynamics, trained at batch size 1
     "original": ["model.head.rule=hebb", "model.head.placement=original", "train.batch_size=1"],
+    # its control: the same placement, dynamics and batch size with the trace held at zero (plasticity alone)
+    "original-frozen": ["model.head.rule=frozen", "model.head.placement=original", "train.batch_size=1"],
     # the original project's long-term memory: a Hebbian trace consolidated over training, read at inference
     # as it was left (lifetime) or still learning, image after image (lifetime-adapt); trained identically
     "lifetime": ["model.head.rule=hebb", "model.head.episode=lifetime"],
@@ -198,17 +200,22 @@ def recorded(out_dir: Path) -> tuple[dict[tuple[str, int], dict], pd.DataFrame]:
 def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
     """(head, reference): each plastic head vs frozen (plasticity alone) when frozen ran, oja vs hebb (the rule's
     claim), and frozen vs none (the head's design); without frozen, each head vs none. A head NAME-adapt is compared with NAME (the same
-    trained network, the trace frozen or adapting at inference) when NAME ran."""
+    trained network, the trace frozen or adapting at inference) when NAME ran. The original Plastic-UNet (batch 1)
+    is compared with its own frozen control (original-frozen: batch 1 too) and with this project's hebb head."""
     pairs = []
     for head in heads:
-        if head in ("none", "frozen"):
+        if head in ("none", "frozen", "original-frozen"):
             continue
-        if head.endswith("-adapt") and head.removesuffix("-adapt") in heads:
+        if head == "original" and "original-frozen" in heads:
+            pairs.append((head, "original-frozen"))
+        elif head.endswith("-adapt") and head.removesuffix("-adapt") in heads:
             pairs.append((head, head.removesuffix("-adapt")))
         elif "frozen" in heads:
             pairs.append((head, "frozen"))
         elif "none" in heads:
             pairs.append((head, "none"))
+    if "original" in heads and "hebb" in heads:  # the original design (its placement, batch 1) against this project's
+        pairs.append(("original", "hebb"))
     if "oja" in heads and "hebb" in heads:  # the seed project's claim: "Oja gives a considerable boost over Hebb"
         pairs.append(("oja", "hebb"))
     if "frozen" in heads and "none" in heads:
