@@ -228,7 +228,10 @@ def plasticity_preset() -> str:
 
 # the label of the shipped `cpu-demo`'s fresh-clone runs in docs/real-dev/fresh-clone.csv (benchmarks/fresh_clone.sh
 # LABEL ...): other labels there are tries beside it. Change it with the preset.
-PRESET_RUNS = "cpu-demo-lite0-real"
+PRESET_RUNS = "cpu-demo-1600-v8"
+# the fresh-clone runs of `cpu-demo` at the plain script's step count (docs/real-dev/plain-baseline.csv, 1,500
+# steps): the pipeline's machinery against the plain script at equal steps, encoder and weights
+PLAIN_PAIRED_RUNS = "cpu-demo-lite0-real"
 
 
 def scores_headline() -> str:
@@ -241,17 +244,20 @@ def scores_headline() -> str:
         raise SystemExit(f"docs/real-dev/fresh-clone.csv has no rows labelled {latest}: run benchmarks/fresh_clone.sh {latest} HEAD CARVE SEED or set PRESET_RUNS")
     real = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == latest}
     walls = [int(row["wall_s"]) for row in rows if row["code"] == latest]
+    at_plain_steps = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == PLAIN_PAIRED_RUNS}
     with open(ROOT / "docs" / "real-dev" / "plain-baseline.csv", newline="") as handle:
-        plain = {row["seed"]: float(row["test_score"]) for row in csv.DictReader(handle)}
+        plain_rows = list(csv.DictReader(handle))
+    plain = {row["seed"]: float(row["test_score"]) for row in plain_rows}
+    steps = {int(row["steps"]) for row in plain_rows}
     carves = ", ".join(f"{real[s]:.4f}" for s in sorted(real, key=int))
-    paired = sorted(set(plain) & set(real), key=int)
+    paired = sorted(set(plain) & set(at_plain_steps), key=int)
     plain_text = ", ".join(f"{plain[s]:.4f}" for s in paired)
     return "\n".join([
         "| `./run.sh` with `cpu-demo` (2 CPU cores) | local test score | wall time |", "|---|---|---|",
         f"| synthetic default (1,600 train / 1,600 test) | {synthetic['test']['score']:.4f} | {synthetic['stage_seconds']['total']:.0f} s |",
         f"| real TGS images, 3 carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s |",
-        f"| the plain one-file pretrained script on carves {', '.join(paired)} (same encoder and steps) | {plain_text} (cpu-demo: "
-        f"{', '.join(f'{real[s]:.4f}' for s in paired)}) | |",
+        f"| the plain one-file pretrained script on carves {', '.join(paired)} (same encoder, {'/'.join(f'{n:,}' for n in sorted(steps))} steps) "
+        f"| {plain_text} (cpu-demo at the same steps, {PLAIN_PAIRED_RUNS}: {', '.join(f'{at_plain_steps[s]:.4f}' for s in paired)}) | |",
     ]) + "\n"
 
 
