@@ -255,7 +255,7 @@ def scores_headline() -> str:
     return "\n".join([
         "| `./run.sh` with `cpu-demo` (2 CPU cores) | local test score | wall time |", "|---|---|---|",
         f"| synthetic default (1,600 train / 1,600 test) | {synthetic['test']['score']:.4f} | {synthetic['stage_seconds']['total']:.0f} s |",
-        f"| real TGS images, 3 carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s |",
+        f"| real TGS images, {len(real)} carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s |",
         f"| the plain one-file pretrained script on carves {', '.join(paired)} (same encoder, {'/'.join(f'{n:,}' for n in sorted(steps))} steps) "
         f"| {plain_text} (cpu-demo at the same steps, {PLAIN_PAIRED_RUNS}: {', '.join(f'{at_plain_steps[s]:.4f}' for s in paired)}) | |",
     ]) + "\n"
