@@ -284,6 +284,7 @@ RENDERERS = {
     "full-size": full_size,
     "ablation-real": ablation("ablation-real"),
     "ablation-real-ojahebb": ablation("ablation-real-ojahebb"),
+    "ablation-real-original": ablation("ablation-real-original"),
     "ablation-synthetic": ablation("ablation-synthetic"),
     "mosaics": mosaics,
     "pseudo-synthetic": pseudo("synthetic"),
