@@ -114,11 +114,14 @@ def fresh_clone() -> str:
         rows = [row for row in csv.DictReader(handle)]
     versions = list(dict.fromkeys(row["code"] for row in rows))
     seeds = sorted({row["seed"] for row in rows}, key=int)
-    lines = ["| code | " + " | ".join(f"carve seed {s}" for s in seeds) + " | mean |", "|---|" + "---|" * (len(seeds) + 1)]
+    first = seeds[:3]  # the three carves every version ran: the means compare like with like
+    lines = ["| code | " + " | ".join(f"carve seed {s}" for s in seeds) + f" | mean of carves {', '.join(first)} | mean of all its carves |",
+             "|---|" + "---|" * (len(seeds) + 2)]
     for version in versions:
         scores = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == version}
         cells = [f"{scores[s]:.4f}" if s in scores else "-" for s in seeds]
-        lines.append(f"| {version} | " + " | ".join(cells) + f" | {statistics.mean(scores.values()):.4f} |")
+        common = f"{statistics.mean(scores[s] for s in first):.4f}" if all(s in scores for s in first) else "-"
+        lines.append(f"| {version} | " + " | ".join(cells) + f" | {common} | {statistics.mean(scores.values()):.4f} ({len(scores)}) |")
     return "\n".join(lines) + "\n"
 
 
