@@ -38,7 +38,7 @@ NETWORKS = {
     "gpu-full": {"preset": "gpu-full", "batch": 8, "label": "ResNet34, decoder (256,128,64,32,16), depth channel, aux head",
                  "set": ["model.encoder=resnet34", "model.encoder_weights=null"]},
 }
-OVERHEAD_HEADS = [name for name in HEADS if not name.startswith("original") or name == "original-rows"]  # `original`(-frozen) train at batch 1: see the batching rows
+OVERHEAD_HEADS = [name for name in HEADS if "train.batch_size=1" not in HEADS[name]]  # the batch-1 heads (original): see the batching rows
 PLAIN = " (plain autograd)"  # suffix of the rows run without the fused presynaptic path
 
 

@@ -34,6 +34,11 @@ def read_metrics(run_dir: Path) -> dict[int, list[dict]]:
     return curves
 
 
+def validated_epochs(rows: list[dict]) -> list[dict]:
+    """A fold's metrics rows of the epochs that were validated (train.val_every skips the others)."""
+    return [row for row in rows if "val_metric" in row]
+
+
 def _save(figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=90, bbox_inches="tight")
@@ -46,7 +51,7 @@ def plot_learning_curves(curves, path: Path) -> None:
         epochs = [r["epoch"] for r in rows]
         colour = f"C{fold % 10}"  # one colour per fold: its train (dashed) and validation lines match
         left.plot(epochs, [r["train_loss"] for r in rows], "--", color=colour, label=f"fold {fold} train")
-        validated = [r for r in rows if "val_metric" in r]  # train.val_every: the epochs that were validated
+        validated = validated_epochs(rows)
         left.plot([r["epoch"] for r in validated], [r["val_loss"] for r in validated], color=colour, label=f"fold {fold} val")
         right.plot([r["epoch"] for r in validated], [r["val_metric"] for r in validated], marker="o", color=colour, label=f"fold {fold}")
     left.set(xlabel="epoch", ylabel="loss", title="loss")

@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.competition.coverage import score_table
 from pipeline.evaluation.evaluate import evaluate_run, evaluate_submission, read_masks
-from pipeline.evaluation.report import HEAD_STATS, read_metrics
+from pipeline.evaluation.report import HEAD_STATS, read_metrics, validated_epochs
 from pipeline.errors import PipelineError
 from pipeline.fileio import write_json
 from pipeline.rundir import RunDir
@@ -40,7 +40,7 @@ def run_summary(run_dir: Path, submission: Path | None = None, truth: Path | Non
     post = tuned["postprocess"]
     folds = {}
     for fold, rows in curves.items():
-        validated = [r for r in rows if "val_metric" in r]  # train.val_every: the epochs that were validated
+        validated = validated_epochs(rows)
         entry = {
             "epochs": len(rows),
             "best_val_metric": round(max(r["val_metric"] for r in validated), 4),

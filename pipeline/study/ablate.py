@@ -200,14 +200,15 @@ def recorded(out_dir: Path) -> tuple[dict[tuple[str, int], dict], pd.DataFrame]:
 def comparison_pairs(heads: list[str]) -> list[tuple[str, str]]:
     """(head, reference): each plastic head vs frozen (plasticity alone) when frozen ran, oja vs hebb (the rule's
     claim), and frozen vs none (the head's design); without frozen, each head vs none. A head NAME-adapt is compared with NAME (the same
-    trained network, the trace frozen or adapting at inference) when NAME ran. The original Plastic-UNet (batch 1)
-    is compared with its own frozen control (original-frozen: batch 1 too) and with this project's hebb head."""
+    trained network, the trace frozen or adapting at inference) when NAME ran, and with its own control NAME-frozen
+    when that ran (original-frozen: the original Plastic-UNet's, at its batch size 1 too). The original is also
+    compared with this project's hebb head."""
     pairs = []
     for head in heads:
-        if head in ("none", "frozen", "original-frozen"):
+        if head in ("none", "frozen") or head.endswith("-frozen"):
             continue
-        if head == "original" and "original-frozen" in heads:
-            pairs.append((head, "original-frozen"))
+        if f"{head}-frozen" in heads:
+            pairs.append((head, f"{head}-frozen"))
         elif head.endswith("-adapt") and head.removesuffix("-adapt") in heads:
             pairs.append((head, head.removesuffix("-adapt")))
         elif "frozen" in heads:

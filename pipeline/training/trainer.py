@@ -285,7 +285,7 @@ class FoldTraining:
     def run_epoch(self) -> dict:
         started = time.perf_counter()
         row = {"epoch": self.epoch + 1, **self.train_epoch()}
-        validated = validation_due(self.epoch + 1, self.epochs, self.cfg.train.val_every)
+        validated = epoch_due(self.epoch + 1, self.epochs, self.cfg.train.val_every)
         if validated:
             row["val_loss"], row["val_metric"] = self.validate()
         row["epoch_seconds"] = time.perf_counter() - started  # training and validation: what the time left is made of
@@ -298,15 +298,16 @@ class FoldTraining:
         return {**row, "improved": improved}  # the callbacks' view; history keeps numbers only
 
 
-def validation_due(epoch: int, epochs: int, every: int) -> bool:
-    """Whether epoch (1-based) of a fold of `epochs` is validated with train.val_every = every: every k-th and the last."""
+def epoch_due(epoch: int, epochs: int, every: int) -> bool:
+    """Whether epoch (1-based) of a fold of `epochs` takes an every-k-epochs action (train.val_every,
+    train.checkpoint_every): every k-th epoch and the last."""
     return epoch % every == 0 or epoch >= epochs
 
 
 # ----- epoch-end callbacks: (training, row) -> None; rank 0 writes ------------------------------------------
 def write_checkpoints(training: FoldTraining, row: dict) -> None:
     cfg = training.cfg
-    due = training.epoch % cfg.train.checkpoint_every == 0 or training.epoch == training.epochs
+    due = epoch_due(training.epoch, training.epochs, cfg.train.checkpoint_every)
     resume_state = training.resume_state() if due else None  # collective: every rank takes part
     if not training.ctx.is_main:
         return
