@@ -76,6 +76,9 @@ class AugmentConfig:
     # train on random crops of this side (px of the input geometry, a multiple of 2**encoder_depth): cheaper
     # steps, so more of them in the same minutes; validation and inference see the whole input. None: no crop
     crop: Annotated[int, Range(32, 1024)] | None = None
+    # where a training crop may lie: canvas (anywhere in the network input, reflect padding included) | image
+    # (inside the 101 px image: every pixel a crop trains on is a real one; needs data.resize false, crop <= 101)
+    crop_within: Literal["canvas", "image"] = "canvas"
 
 
 @dataclass
@@ -294,6 +297,9 @@ def check_config(cfg: Config) -> Config:
     if crop is not None and (crop > cfg.data.input_size or crop % stride):
         raise PipelineError(f"config: 'augment.crop' is {crop}; it must be at most data.input_size ({cfg.data.input_size}) and a multiple of "
                             f"{stride} (2**model.encoder_depth), e.g. {max(stride, cfg.data.input_size * 3 // 4 // stride * stride)}")
+    if crop is not None and cfg.augment.crop_within == "image" and (cfg.data.resize or crop > 101):
+        raise PipelineError(f"config: 'augment.crop_within' image needs a crop inside the 101 px image of a padded input: data.resize false "
+                            f"and augment.crop <= 101 (got resize {cfg.data.resize}, crop {crop}); or use crop_within canvas")
     if crop is not None and cfg.data.coord_channel:
         raise PipelineError("config: 'augment.crop' with data.coord_channel would feed a crop the whole image's row coordinates; use one of them")
     if cfg.infer.checkpoint == "ema" and cfg.train.ema is None:

@@ -96,6 +96,9 @@ def build_augmentation(cfg: Config, record: bool = False) -> A.Compose:
     """The training augmentation; `record` adds the list of transforms that fired to each output (tests)."""
     aug = cfg.augment
     crop = [] if aug.crop is None else [A.RandomCrop(height=aug.crop, width=aug.crop, p=1.0)]
+    if aug.crop is not None and aug.crop_within == "image":  # first cut the canvas back to the image, then the random window
+        before, _ = pad_widths(cfg.data.input_size)
+        crop.insert(0, A.Crop(x_min=before, y_min=before, x_max=before + IMAGE_SIZE, y_max=before + IMAGE_SIZE, p=1.0))
     return A.Compose(
         [
             A.HorizontalFlip(p=aug.hflip),

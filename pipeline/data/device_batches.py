@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import AugmentConfig, Config
-from pipeline.data.dataset import depth_feature, normalise, row_coordinates, to_input_geometry
+from pipeline.data.dataset import depth_feature, normalise, pad_widths, row_coordinates, to_input_geometry
+from pipeline.data.layout import IMAGE_SIZE
 
 
 def _uniform(generator: torch.Generator, n: int, low: float, high: float, device) -> torch.Tensor:
@@ -87,8 +88,10 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, aug: AugmentConfig,
     images = torch.where(adjusted[:, None, None], new_images, images)
 
     if aug.crop is not None:
-        top = torch.randint(0, size - aug.crop + 1, (n,), generator=generator, device=device)
-        left = torch.randint(0, size - aug.crop + 1, (n,), generator=generator, device=device)
+        # crop_within image: the windows lie inside the 101 px image the padding surrounds (dataset.build_augmentation)
+        low, side = (pad_widths(size)[0], IMAGE_SIZE) if aug.crop_within == "image" else (0, size)
+        top = low + torch.randint(0, side - aug.crop + 1, (n,), generator=generator, device=device)
+        left = low + torch.randint(0, side - aug.crop + 1, (n,), generator=generator, device=device)
         offsets = torch.arange(aug.crop, device=device)
         rows, cols = (top[:, None] + offsets)[:, :, None], (left[:, None] + offsets)[:, None, :]
         batch = torch.arange(n, device=device)[:, None, None]
