@@ -106,6 +106,8 @@ def test_original_placement_takes_the_original_rules_and_its_own_trace():
         (["augment.crop=60"], r"'augment.crop' is 60; it must be at most data.input_size \(64\) and a multiple of 8"),
         (["augment.crop=96"], r"'augment.crop' is 96; it must be at most data.input_size \(64\)"),
         (["augment.crop=32", "data.coord_channel=true"], "'augment.crop' with data.coord_channel"),
+        (["augment.crop=32", "augment.crop_within=image"], "'augment.crop_within' image needs a crop inside the 101 px image"),
+        (["data.input_size=128", "data.resize=false", "augment.crop=128", "augment.crop_within=image"], r"augment.crop <= 101 \(got resize False, crop 128\)"),
     ],
 )
 def test_training_crops_must_fit_the_input_and_the_encoder_stride(overrides, message):

@@ -130,3 +130,27 @@ def test_training_crops_are_windows_of_the_input_and_the_empty_target_follows_th
     assert 0 < sum(empties) < len(empties)  # crops with and without the salt both occur
     whole = SaltDataset(images, np.array([250.0]), cfg, masks)[0]  # validation and inference: the whole input
     assert whole["image"].shape == (2, 128, 128) and float(whole["empty"]) == 0.0
+
+
+@pytest.mark.parametrize("within, inside_only", [("image", True), ("canvas", False)])
+def test_crops_within_the_image_hold_no_padding_pixel(within, inside_only):
+    cfg = load_config("smoke", ["data.input_size=128", "data.resize=false", "augment.crop=64", f"augment.crop_within={within}",
+                                "augment.hflip=0", "augment.affine=0", "augment.brightness_contrast=0"])
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (1, 101, 101), dtype=np.uint8)
+    masks = rng.random((1, 101, 101)) < 0.5
+    train_set = SaltDataset(images, np.zeros(1), cfg, masks, augment=True)
+    canvas = batch_inputs(images, np.zeros(1), cfg.data)[0, 0].numpy()  # the whole input, normalised; the image starts at 13
+    inside, starts = [], set()
+    for epoch in range(30):
+        train_set.set_epoch(epoch)
+        item = train_set[0]
+        crop, mask = item["image"][0].numpy(), item["mask"][0].numpy().astype(bool)
+        found = [(top, left) for top in range(38) for left in range(38) if np.array_equal(canvas[13 + top : 77 + top, 13 + left : 77 + left], crop)]
+        inside.append(len(found) == 1)
+        if found:
+            (top, left), = found
+            np.testing.assert_array_equal(mask, masks[0, top : top + 64, left : left + 64])
+            starts.add((top, left))
+    assert all(inside) if inside_only else not all(inside)  # a canvas crop may take padding pixels
+    assert len(starts) > (20 if inside_only else 0)  # random windows, not one fixed cut

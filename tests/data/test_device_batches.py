@@ -9,7 +9,7 @@ from albumentations.augmentations.geometric import functional as fgeometric
 from torch.utils.data import DataLoader, DistributedSampler
 
 from pipeline.config import load_config
-from pipeline.data.dataset import SaltDataset, build_augmentation, seed_augmentation
+from pipeline.data.dataset import SaltDataset, batch_inputs, build_augmentation, seed_augmentation
 from pipeline.data.device_batches import DeviceBatches, affine_matrices, augment_batch, warp
 
 SIZE = 128
@@ -121,6 +121,24 @@ def test_a_crop_gives_crop_sized_inputs_and_an_empty_target_from_the_crop():
     assert batch["image"].shape == (32, 2, 64, 64) and batch["mask"].shape == (32, 1, 64, 64)
     assert torch.equal(batch["empty"], (batch["mask"].flatten(1).sum(1) == 0).float())
     assert 0 < int(batch["empty"].sum()) < 32  # some crops keep the corner's salt, some do not
+
+
+def test_crops_within_the_image_are_windows_of_the_101_px_image():
+    cfg = load_config("smoke", ["data.input_size=128", "data.resize=false", "augment.crop=64", "augment.crop_within=image",
+                                "augment.hflip=0", "augment.affine=0", "augment.brightness_contrast=0"])
+    rng = np.random.default_rng(5)
+    image, mask = rng.integers(0, 256, (1, 101, 101), dtype=np.uint8), rng.random((1, 101, 101)) < 0.5
+    batches = DeviceBatches(image.repeat(32, 0), np.zeros(32), mask.repeat(32, 0), cfg, torch.device("cpu"), 32, seed=0)
+    batch = next(iter(batches))
+    canvas = batch_inputs(image, np.zeros(1), cfg.data)[0, 0]  # the whole input, normalised; the image starts at 13
+    starts = set()
+    for crop, crop_mask in zip(batch["image"][:, 0], batch["mask"][:, 0]):
+        windows = [(top, left) for top in range(38) for left in range(38) if torch.equal(canvas[13 + top : 77 + top, 13 + left : 77 + left], crop)]
+        assert len(windows) == 1, windows
+        (top, left), = windows
+        assert torch.equal(crop_mask.bool(), torch.from_numpy(mask[0, top : top + 64, left : left + 64]))
+        starts.add((top, left))
+    assert len(starts) > 20  # each image draws its own window
 
 
 def test_every_batch_replays_from_its_seed_epoch_and_step():
