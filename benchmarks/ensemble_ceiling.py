@@ -30,15 +30,16 @@ from pipeline.errors import PipelineError
 from pipeline.fileio import read_table, write_json
 
 
-def run_probs(run: Path, ids: list[str]) -> np.ndarray:
-    """A run's test probabilities in the order of `ids` (the carve's test ids)."""
-    if not (run / "test_probs.npy").exists():
-        raise PipelineError(f"{run} has no test_probs.npy; run `python -m pipeline infer --run {run}` first")
+def run_probs(run: Path, ids: list[str], name: str = "test_probs.npy") -> np.ndarray:
+    """A run's test probabilities (or another per-image array infer wrote: test_empty.npy) in the order of `ids`
+    (the carve's test ids)."""
+    if not (run / name).exists():
+        raise PipelineError(f"{run} has no {name}; run `python -m pipeline infer --run {run}` first")
     run_ids = read_table(run / "test_ids.csv", ["id"])["id"].astype(str).tolist()
     if sorted(run_ids) != sorted(ids):
         raise PipelineError(f"{run} predicted other test images than the carve holds; give runs made on this carve")
     order = pd.Series(range(len(run_ids)), index=run_ids).loc[ids].to_numpy()
-    return np.load(run / "test_probs.npy").astype(np.float32)[order]
+    return np.load(run / name).astype(np.float32)[order]
 
 
 def ceiling(truth: np.ndarray, probs: dict[str, np.ndarray]) -> dict:

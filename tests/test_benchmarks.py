@@ -105,6 +105,25 @@ def test_ensemble_ceiling_averages_probabilities_in_the_carves_order(tmp_path):
         ensemble_ceiling.run_probs(tmp_path / "confident", ["a", "c"])
 
 
+def test_score_losses_splits_the_lost_score_by_coverage_and_counts_the_empty_calls():
+    import numpy as np
+    import score_losses
+
+    truth = np.zeros((4, 101, 101), bool)
+    truth[0, :50, :] = True  # about half salt (class 5), found exactly
+    truth[1, :5, :5] = True  # 25 px (class 1), predicted empty: loses 1 of 4
+    predicted = truth.copy()
+    predicted[1] = False
+    predicted[3, :10, :10] = True  # a false mask on an empty image: loses 1 of 4
+    result = score_losses.losses(truth, predicted)
+    assert result["score"] == 0.5 and result["truly_empty"] == 0.5
+    assert result["predicted_empty"] == 0.5 and result["non_empty_predicted_empty"] == 0.5 and result["empty_predicted_salt"] == 0.5
+    assert result["score_with_every_empty_call_right"] == 0.75  # image 1 stays lost: calling it non-empty gives no mask
+    rows = {row["coverage_class"]: row for row in result["by_coverage_class"]}
+    assert rows[0] == {"coverage_class": 0, "images": 2, "score": 0.5, "lost": 0.25, "predicted_empty": 0.5}
+    assert rows[1]["lost"] == 0.25 and rows[1]["predicted_empty"] == 1.0 and rows[5]["lost"] == 0.0
+
+
 def test_train_speed_times_real_steps_of_the_preset():
     import bench_train_speed
 
