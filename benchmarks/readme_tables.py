@@ -247,6 +247,7 @@ def scores_headline() -> str:
         raise SystemExit(f"docs/real-dev/fresh-clone.csv has no rows labelled {latest}: run benchmarks/fresh_clone.sh {latest} HEAD CARVE SEED or set PRESET_RUNS")
     real = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == latest}
     walls = [int(row["wall_s"]) for row in rows if row["code"] == latest]
+    cpus = {row.get("cpu") or "an unrecorded CPU" for row in rows if row["code"] == latest}  # a wall time needs its machine
     at_plain_steps = {row["seed"]: float(row["test_score"]) for row in rows if row["code"] == PLAIN_PAIRED_RUNS}
     with open(ROOT / "docs" / "real-dev" / "plain-baseline.csv", newline="") as handle:
         plain_rows = list(csv.DictReader(handle))
@@ -258,7 +259,7 @@ def scores_headline() -> str:
     return "\n".join([
         "| `./run.sh` with `cpu-demo` (2 CPU cores) | local test score | wall time |", "|---|---|---|",
         f"| synthetic default (1,600 train / 1,600 test) | {synthetic['test']['score']:.4f} | {synthetic['stage_seconds']['total']:.0f} s |",
-        f"| real TGS images, {len(real)} carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s |",
+        f"| real TGS images, {len(real)} carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s on {' / '.join(sorted(cpus))} |",
         f"| the plain one-file pretrained script on carves {', '.join(paired)} (same encoder, {'/'.join(f'{n:,}' for n in sorted(steps))} steps) "
         f"| {plain_text} (cpu-demo at the same steps, {PLAIN_PAIRED_RUNS}: {', '.join(f'{at_plain_steps[s]:.4f}' for s in paired)}) | |",
     ]) + "\n"
