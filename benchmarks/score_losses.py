@@ -73,7 +73,8 @@ def main() -> None:
     test = load_test_cache(args.carve)  # prep's cache of the carve: which test images are one constant colour
     constant = pd.Series(test.is_constant, index=test.ids).loc[ids].to_numpy()
     predicted = post.masks(run_probs(args.run, ids), constant, empty)
-    result = {"carve": args.carve.name, "run": args.run.name, "post_processing": post.__dict__ | {"mosaic_rules": []}, **losses(truth, predicted)}
+    result = {"carve": args.carve.name, "run": args.run.name, "post_processing": {"threshold": post.threshold, "min_area": post.min_area, "empty_threshold": post.empty_threshold},
+              "mosaic_rules_left_out": list(post.mosaic_rules), **losses(truth, predicted)}
     write_json(args.out, result)
     print(f"score {result['score']:.4f}; predicted empty {result['predicted_empty']:.3f} (truth {result['truly_empty']:.3f}); "
           f"with every empty call right {result['score_with_every_empty_call_right']:.4f}")
