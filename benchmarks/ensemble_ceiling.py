@@ -30,6 +30,13 @@ from pipeline.errors import PipelineError
 from pipeline.fileio import read_table, write_json
 
 
+def carve_truth(carve: Path) -> tuple[list[str], np.ndarray]:
+    """A carve's held-out test ids (in test_truth.csv's order) and their true masks (N,101,101)."""
+    truth_table = read_table(carve / "test_truth.csv", ["id", "rle_mask"])
+    ids = truth_table["id"].astype(str).tolist()
+    return ids, decode_many(truth_table["rle_mask"].tolist(), ids)
+
+
 def run_probs(run: Path, ids: list[str], name: str = "test_probs.npy") -> np.ndarray:
     """A run's test probabilities (or another per-image array infer wrote: test_empty.npy) in the order of `ids`
     (the carve's test ids)."""
@@ -70,9 +77,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders of a real_dev.py study on that carve")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    truth_table = read_table(args.carve / "test_truth.csv", ["id", "rle_mask"])
-    ids = truth_table["id"].astype(str).tolist()
-    truth = decode_many(truth_table["rle_mask"].tolist(), ids)
+    ids, truth = carve_truth(args.carve)
     probs = {run.name: run_probs(run, ids) for run in args.runs}
     result = {"carve": args.carve.name, **ceiling(truth, probs)}
     write_json(args.out, result)

@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from common import ROOT  # noqa: F401 (puts the repository on sys.path)
-from ensemble_ceiling import run_probs
+from ensemble_ceiling import carve_truth, run_probs
 
 from pipeline.competition.coverage import coverage, coverage_class
 from pipeline.competition.metric import per_image_scores
-from pipeline.competition.rle import decode_many
 from pipeline.data.prep import load_test_cache
 from pipeline.errors import PipelineError
-from pipeline.fileio import read_table, write_json
+from pipeline.fileio import write_json
 from pipeline.inference.postprocess import PostProcess
 
 
@@ -63,9 +62,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="the run folder infer wrote on that carve")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    truth_table = read_table(args.carve / "test_truth.csv", ["id", "rle_mask"])
-    ids = truth_table["id"].astype(str).tolist()
-    truth = decode_many(truth_table["rle_mask"].tolist(), ids)
+    ids, truth = carve_truth(args.carve)
     if not (args.run / "postprocess.json").exists():
         raise PipelineError(f"{args.run} has no postprocess.json; run `python -m pipeline infer --run {args.run}` first")
     post = PostProcess.load(args.run / "postprocess.json")
