@@ -231,7 +231,7 @@ def plasticity_preset() -> str:
 
 # the label of the shipped `cpu-demo`'s fresh-clone runs in docs/real-dev/fresh-clone.csv (benchmarks/fresh_clone.sh
 # LABEL ...): other labels there are tries beside it. Change it with the preset.
-PRESET_RUNS = "cpu-demo-1600-v8"
+PRESET_RUNS = "cpu-demo-depth4-epyc-avx2"
 # the fresh-clone runs of `cpu-demo` at the plain script's step count (docs/real-dev/plain-baseline.csv, 1,500
 # steps): the pipeline's machinery against the plain script at equal steps, encoder and weights
 PLAIN_PAIRED_RUNS = "cpu-demo-lite0-real"
@@ -258,7 +258,8 @@ def scores_headline() -> str:
     plain_text = ", ".join(f"{plain[s]:.4f}" for s in paired)
     return "\n".join([
         "| `./run.sh` with `cpu-demo` (2 CPU cores) | local test score | wall time |", "|---|---|---|",
-        f"| synthetic default (1,600 train / 1,600 test) | {synthetic['test']['score']:.4f} | {synthetic['stage_seconds']['total']:.0f} s |",
+        f"| synthetic default (1,600 train / 1,600 test) | {synthetic['test']['score']:.4f} | {synthetic['stage_seconds']['total']:.0f} s"
+        f"{' on ' + synthetic['cpu'] if synthetic.get('cpu') else ''} |",
         f"| real TGS images, {len(real)} carves of 1,000 train / 500 test ({latest}) | {carves}; mean **{statistics.mean(real.values()):.4f}** | {min(walls)}-{max(walls)} s on {' / '.join(sorted(cpus))} |",
         f"| the plain one-file pretrained script on carves {', '.join(paired)} (same encoder, {'/'.join(f'{n:,}' for n in sorted(steps))} steps) "
         f"| {plain_text} (cpu-demo at the same steps, {PLAIN_PAIRED_RUNS}: {', '.join(f'{at_plain_steps[s]:.4f}' for s in paired)}) | |",
