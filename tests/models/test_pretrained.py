@@ -71,3 +71,21 @@ def test_shipped_weights_refuse_a_foreign_encoder():
     lite2 = build_model(load_config("smoke", ["model.encoder=tu-tf_efficientnet_lite2", "model.encoder_depth=5", "model.decoder_channels=[16,8,8,8,8]"]))
     with pytest.raises(PipelineError, match="247 tensors, the encoder needs"):
         convert_by_order(load_shipped("efficientnet-lite0"), lite2.unet.encoder.state_dict(), "efficientnet-lite0")
+
+
+def test_the_cpu_preset_encoder_is_the_imagenet_network_used_down_to_stride_16():
+    """cpu-demo uses Lite0 down to stride 16. timm's EfficientNetFeatures still builds (and runs forward) the stride-32
+    blocks, with the package's weights; their output is dropped, so the backward, where their cost was, never reaches
+    them. Every tensor built (the stem aside, which adapt_stem turns grey) is the package's at the same position."""
+    model = build_model(load_config("cpu-demo"))
+    encoder = model.unet.encoder
+    built = [(key, value) for key, value in encoder.state_dict().items() if not key.endswith("num_batches_tracked")]
+    package = [value for key, value in load_shipped("efficientnet-lite0").items() if not key.endswith("num_batches_tracked")]
+    assert len(built) == 240  # of the package's 247: conv_head, its BatchNorm and the classifier are not built
+    for (key, value), original in zip(built[1:], package[1:]):
+        assert torch.equal(value, original), key
+    logits, empty_logit = model.train()(torch.randn(2, 1, 128, 128))
+    assert encoder(torch.zeros(1, 1, 128, 128))[-1].shape == (1, 112, 8, 8)
+    (logits.mean() + empty_logit.mean()).backward()
+    reached = {name.split(".")[2] for name, p in encoder.named_parameters() if name.startswith("model.blocks.") and p.grad is not None}
+    assert reached == {"0", "1", "2", "3", "4"}  # blocks 5 and 6 (stride 32): no gradient, no backward
