@@ -17,15 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import write_result
-
-
-def cpu_extensions() -> list[str]:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return []
-    return sorted(flag for flag in flags if flag.startswith(("avx512", "avx2", "amx")))
+from common import cpu_extensions, write_result
 
 
 def run(config: str = "cpu-demo", steps: int = 30, warmup: int = 5, overrides: tuple[str, ...] = ()) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,31 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_extensions(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's wide vector extensions (AVX2, AVX-512, AMX flags) from /proc/cpuinfo's first `flags` line."""
+    lines = (cpuinfo if cpuinfo is not None else _cpuinfo()).splitlines()
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return sorted(flag for flag in flags if flag.startswith(("avx512", "avx2", "amx")))
+
+
+def cpu_label(cpuinfo: str | None = None) -> str:
+    """The CPU's model name without trademarks or commas, and its widest vector extension: the `cpu` field of
+    docs/real-dev/fresh-clone.csv and docs/run-cpu-demo.json, e.g. 'Intel Xeon Processor AVX-512', 'AMD EPYC AVX2'."""
+    text = cpuinfo if cpuinfo is not None else _cpuinfo()
+    name = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("model name")), "")
+    name = re.sub(r"\([RT]M*\)", "", name).replace(",", "").strip() or "unknown"
+    extensions = cpu_extensions(text)
+    isa = "AVX-512" if "avx512f" in extensions else "AVX2" if "avx2" in extensions else "no-AVX2"
+    return f"{name} {isa}"
 
 
 def machine() -> dict:

@@ -2,7 +2,7 @@
 # A new user's run on real data: clone this repository at COMMIT into a fresh folder, run `DATA=CARVE ./run.sh`
 # on a mini competition carved from a labelled folder (python -m pipeline holdout), and append the local test
 # score, wall time and the CPU to docs/real-dev/fresh-clone.csv (columns code,commit,seed,test_score,wall_s,cpu: a
-# wall time means little without the machine; the same preset took 671 s on 2 AVX-512 cores and 987 s on 2 AVX2 ones).
+# wall time means little without the machine; the five-stage cpu-demo took 671 s on 2 AVX-512 cores, 987 s on 2 AVX2 ones).
 #
 #   benchmarks/fresh_clone.sh LABEL COMMIT CARVE_DIR SEED
 #   e.g. benchmarks/fresh_clone.sh after-fix HEAD /tmp/real/seed0 0
@@ -26,11 +26,10 @@ if [ -n "${KEEP:-}" ]; then
   cp -r "$work/repo/runs/." "$KEEP/" && cp "$work/log.txt" "$KEEP/log.txt"
 fi
 score=$(grep '^local test score' "$work/log.txt" | awk '{print $4}')
-# the CPU model and its widest vector extension, without commas (a CSV field)
-cpu_name=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/([RT]M*)//g; s/,//g; s/^ *//; s/ *$//')
-if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then isa=AVX-512; elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then isa=AVX2; else isa=no-AVX2; fi
+# the CPU model and its widest vector extension, without commas (a CSV field): benchmarks/common.py's cpu_label
+cpu=$(cd "$here/benchmarks" && "$here/.venv/bin/python" -c 'from common import cpu_label; print(cpu_label())')
 out="$here/docs/real-dev/fresh-clone.csv"
 mkdir -p "$(dirname "$out")"
 [ -f "$out" ] || echo "code,commit,seed,test_score,wall_s,cpu" > "$out"
-echo "$label,$(git -C "$work/repo" rev-parse --short HEAD),$seed,$score,$wall,${cpu_name:-unknown} $isa" >> "$out"
+echo "$label,$(git -C "$work/repo" rev-parse --short HEAD),$seed,$score,$wall,$cpu" >> "$out"
 echo "$label seed $seed: local test score $score in $wall s"

@@ -124,6 +124,17 @@ def test_score_losses_splits_the_lost_score_by_coverage_and_counts_the_empty_cal
     assert rows[1]["lost"] == 0.25 and rows[1]["predicted_empty"] == 1.0 and rows[5]["lost"] == 0.0
 
 
+def test_cpu_label_names_the_model_and_its_widest_vector_extension():
+    from common import cpu_extensions, cpu_label
+
+    xeon = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.10GHz, rev 1\nflags\t\t: fpu sse2 avx2 avx512f avx512bw amx_tile\n"
+    epyc = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert cpu_label(xeon) == "Intel Xeon Processor @ 2.10GHz rev 1 AVX-512"
+    assert cpu_extensions(xeon) == ["amx_tile", "avx2", "avx512bw", "avx512f"]
+    assert cpu_label(epyc) == "AMD EPYC AVX2"  # the label of the fresh-clone.csv rows measured on that machine
+    assert cpu_label("flags\t\t: fpu sse2\n") == "unknown no-AVX2"
+
+
 def test_train_speed_times_real_steps_of_the_preset():
     import bench_train_speed
 
