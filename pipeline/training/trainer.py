@@ -189,7 +189,13 @@ class FoldTraining:
     def resume(self) -> None:
         state = load_checkpoint(self.last_path, self.cfg)
         load_model_state(self.model, state, self.last_path)
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as error:  # e.g. written before build_model dropped unused encoder blocks
+            raise PipelineError(
+                f"{self.last_path} holds an optimizer for other parameters than this model's ({error}); finish that run with "
+                "the code that started it, or delete the fold's last.pt to train it again"
+            ) from None
         self.scheduler.load_state_dict(state["scheduler"])
         if state["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(state["scaler"])  # else: saved by a disabled scaler (bf16/CPU), start afresh

@@ -9,6 +9,7 @@ from sklearn.datasets import load_sample_image
 
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
+from pipeline.models import factory
 from pipeline.models.factory import build_model
 from pipeline.models.pretrained import SHIPPED, convert_by_order, load_shipped
 
@@ -73,19 +74,49 @@ def test_shipped_weights_refuse_a_foreign_encoder():
         convert_by_order(load_shipped("efficientnet-lite0"), lite2.unet.encoder.state_dict(), "efficientnet-lite0")
 
 
-def test_the_cpu_preset_encoder_is_the_imagenet_network_used_down_to_stride_16():
-    """cpu-demo uses Lite0 down to stride 16. timm's EfficientNetFeatures still builds (and runs forward) the stride-32
-    blocks, with the package's weights; their output is dropped, so the backward, where their cost was, never reaches
-    them. Every tensor built (the stem aside, which adapt_stem turns grey) is the package's at the same position."""
+def test_the_cpu_preset_encoder_is_the_imagenet_network_down_to_stride_16_and_no_further():
+    """cpu-demo uses Lite0 down to stride 16. timm's EfficientNetFeatures builds (and runs forward) every block
+    whatever features are asked for; build_model cuts the stride-32 blocks off after loading the package's weights,
+    so what remains is the package's network, tensor for tensor (the stem aside, which adapt_stem turns grey), to
+    the last block the decoder reads, and every block left gets a gradient."""
     model = build_model(load_config("cpu-demo"))
     encoder = model.unet.encoder
     built = [(key, value) for key, value in encoder.state_dict().items() if not key.endswith("num_batches_tracked")]
     package = [value for key, value in load_shipped("efficientnet-lite0").items() if not key.endswith("num_batches_tracked")]
-    assert len(built) == 240  # of the package's 247: conv_head, its BatchNorm and the classifier are not built
+    assert len(built) == 165  # of the package's 247: blocks 5-6 (75), conv_head, its BatchNorm and the classifier are not kept
     for (key, value), original in zip(built[1:], package[1:]):
         assert torch.equal(value, original), key
+    assert len(encoder.model.blocks) == 5 and model.dropped == ("unet.encoder.model.blocks.5.", "unet.encoder.model.blocks.6.")
     logits, empty_logit = model.train()(torch.randn(2, 1, 128, 128))
     assert encoder(torch.zeros(1, 1, 128, 128))[-1].shape == (1, 112, 8, 8)
     (logits.mean() + empty_logit.mean()).backward()
     reached = {name.split(".")[2] for name, p in encoder.named_parameters() if name.startswith("model.blocks.") and p.grad is not None}
-    assert reached == {"0", "1", "2", "3", "4"}  # blocks 5 and 6 (stride 32): no gradient, no backward
+    assert reached == {"0", "1", "2", "3", "4"}
+
+
+def test_dropping_the_unused_blocks_changes_no_number_and_old_checkpoints_still_load(monkeypatch):
+    """The cut network computes what the whole one did, bit for bit, forward and backward (the stride-32 blocks
+    never reached the output), and a state dict that still holds those blocks (checkpoints and bundles written
+    before the cut) loads into it; five-stage presets lose nothing."""
+    cfg = load_config("cpu-demo")
+    torch.manual_seed(0)
+    cut = build_model(cfg).train()
+    with monkeypatch.context() as before_the_cut:
+        before_the_cut.setattr(factory, "drop_unused_blocks", lambda encoder: ())
+        torch.manual_seed(0)
+        whole = build_model(cfg).train()
+    assert len(whole.unet.encoder.model.blocks) == 7
+    images = torch.randn(3, 1, 128, 128)
+    outputs = []
+    for model in (cut, whole):
+        torch.manual_seed(1)  # the empty-mask head's dropout draws the same
+        logits, empty_logit = model(images)
+        (logits.square().mean() + empty_logit.mean()).backward()
+        outputs.append((logits, empty_logit, {name: p.grad for name, p in model.named_parameters() if p.grad is not None}))
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])
+    assert outputs[0][2].keys() == outputs[1][2].keys()
+    assert all(torch.equal(grad, outputs[1][2][name]) for name, grad in outputs[0][2].items())
+    fresh = build_model(cfg)
+    fresh.load_state_dict(whole.state_dict())  # strict: every kept tensor present, the dropped ones ignored
+    assert torch.equal(fresh.unet.encoder.model.blocks[4][0].conv_pw.weight, whole.unet.encoder.model.blocks[4][0].conv_pw.weight)
+    assert build_model(load_config("cpu-demo", ["model.encoder_depth=5", "model.decoder_channels=[128,64,32,16,8]"])).dropped == ()

@@ -10,6 +10,7 @@ import torch
 
 from pipeline.config import load_config
 from pipeline.errors import PipelineError
+from pipeline.models import factory
 from pipeline.training import trainer
 from pipeline.models.checkpoints import load_checkpoint
 from pipeline.training.losses import SaltLoss
@@ -407,3 +408,14 @@ def test_time_left_is_the_remaining_epochs_at_the_mean_epoch_length():
     assert trainer.time_left(history, epochs=2) == ""  # the fold is done
     # a resumed fold: epochs 1-2 ran elsewhere (no time recorded here), epoch 3 took 60 s, 7 more to go
     assert trainer.time_left([{"epoch": 2}, {"epoch": 3, "epoch_seconds": 60.0}], epochs=10) == ", about 7.0 min left in this fold"
+
+
+def test_resuming_a_last_checkpoint_written_before_the_unused_encoder_blocks_were_dropped_says_what_to_do(workdir, monkeypatch):
+    """An EfficientNet at stride 16 used to keep its stride-32 blocks; a last.pt from then holds an optimizer for
+    their parameters too. Resuming it with today's (cut) network is refused in one line naming the file and the fix."""
+    cfg = smoke("model.encoder=tu-tf_efficientnet_lite0", "model.encoder_depth=4", "model.decoder_channels=[16,8,8,8]", "train.device=cpu")
+    with monkeypatch.context() as before_the_cut, pytest.raises(trainer.InterruptTraining):
+        before_the_cut.setattr(factory, "drop_unused_blocks", lambda encoder: ())
+        trainer.train(cfg, workdir / "runs" / "old", folds=[0], callbacks=(EpochRecorder(stop_after=1),))
+    with pytest.raises(PipelineError, match="last.pt holds an optimizer for other parameters.*delete the fold's last.pt"):
+        trainer.train(cfg, workdir / "runs" / "old", folds=[0], resume=True)
