@@ -193,6 +193,7 @@ class InferConfig:
     # minimum mask areas (px) searched on OOF: smaller masks become empty
     min_areas: list[Annotated[int, Range(0, 101 * 101)]] = field(default_factory=lambda: [0, 10, 20, 40, 60, 80, 120, 160])
     # the empty gate (with model.aux_head): an image whose P(empty) exceeds the tuned value predicts empty; 1.0 = off
+    # (searched only when listed)
     empty_thresholds: list[Probability] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0])
 
 

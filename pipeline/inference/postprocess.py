@@ -71,10 +71,11 @@ def describe_gate(gate: float | None) -> str:
 def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas, empty: np.ndarray | None = None,
          empty_thresholds=(GATE_OFF,)) -> dict:
     """Grid search of (threshold, min_area, empty gate) maximising the competition metric on OOF predictions.
-    Without empty-mask probabilities the gate is not searched (best_empty_threshold None)."""
+    Without empty-mask probabilities the gate is not searched (best_empty_threshold None). The gate is chosen
+    among `empty_thresholds` only (GATE_OFF = 1.0 among them: off); off is tried first, so a gate must beat it."""
     truth_empty = ~truth.reshape(len(truth), -1).any(axis=1)
     empty_score = truth_empty.astype(np.float64)  # score of an image whose prediction became empty
-    gates = [None] if empty is None else [GATE_OFF] + sorted(set(empty_thresholds) - {GATE_OFF})  # off first: a gate must beat it
+    gates = [None] if empty is None else sorted(set(empty_thresholds), key=lambda gate: (gate != GATE_OFF, gate))
     gated_by = {gate: gated(empty, gate, len(probs)) for gate in gates}
     best = {"score": -1.0}
     curve = []
@@ -85,11 +86,10 @@ def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, threshol
         scores = per_image_scores(masks, truth)
         by_area = []
         for min_area in min_areas:
+            by_area.append(float(np.where(area < min_area, empty_score, scores).mean()))  # the curve: no gate
             for gate in gates:
                 emptied = (area < min_area) | gated_by[gate]
                 score = float(np.where(emptied, empty_score, scores).mean())
-                if gate in (None, GATE_OFF):
-                    by_area.append(score)
                 if score > best["score"] + 1e-12:
                     best = {"score": score, "threshold": float(threshold), "min_area": int(min_area), "gate": gate}
         curve.append({"threshold": float(threshold), "score_min_area_0": by_area[0], "score_best_min_area": max(by_area)})

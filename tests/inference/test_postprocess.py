@@ -47,3 +47,16 @@ def test_the_empty_gate_lets_small_masks_survive_and_must_beat_no_gate_to_be_cho
     # a useless empty head: the gate is never chosen over no gate
     useless = tune(probs, truth, constant, [0.5], [0, 40], np.full(40, 0.5, np.float32), [0.3, 0.6, 1.0])
     assert useless["best_empty_threshold"] == 1.0 and useless["oof_score"] == pytest.approx(0.75)
+
+
+def test_a_gate_listed_alone_is_applied_without_a_search_against_no_gate():
+    """cpu-demo fixes its post-processing (one threshold, no minimum area, the gate at 0.5): a grid of one point is
+    the choice, even where no gate would have scored more on these OOF images; off is searched only when listed."""
+    truth = np.zeros((4, 101, 101), bool)
+    truth[:2, 20:80, 20:80] = True
+    probs = np.where(truth, 0.8, 0.1).astype(np.float32)
+    empty = np.array([0.7, 0.2, 0.9, 0.1], np.float32)  # image 0 has salt, yet the head calls it empty
+    fixed = tune(probs, truth, np.zeros(4, bool), [0.5], [0], empty, [0.5])
+    assert fixed["best_empty_threshold"] == 0.5 and fixed["oof_score"] == pytest.approx(0.75)  # image 0 gated empty: scores 0
+    searched = tune(probs, truth, np.zeros(4, bool), [0.5], [0], empty, [0.5, 1.0])
+    assert searched["best_empty_threshold"] == 1.0 and searched["oof_score"] == pytest.approx(1.0)
