@@ -1,9 +1,11 @@
 """Which way of choosing post-processing on a run's OOF images holds up on OOF images it did not see? For each
 run, repeated 5-fold cross-validation inside its OOF set: each procedure picks (threshold, minimum area, empty
-gate) on 4/5 of the images and is scored on the other 1/5. No test image is read, so the answer can choose a
-preset's post-processing without touching the carves' held-out test sets.
+gate) on 4/5 of the images and is scored on the other 1/5. The cross-validation reads no test image, so it can
+choose a preset's post-processing without touching the carves' held-out test sets. With --test, each run's
+held-out test score under infer's search (on all its OOF images) and under the fixed choice is added for the
+record, after the fact (the carve's test_truth.csv; masks as `submit` makes them, without mosaic rules).
 
-    .venv/bin/python benchmarks/postprocess_cv.py --run KEPT/cpu-demo /tmp/real/seed0 [--run ...] \\
+    .venv/bin/python benchmarks/postprocess_cv.py --run KEPT/cpu-demo /tmp/real/seed0 [--run ...] [--test] \\
         --out benchmarks/results/postprocess-cv.json
 
 A run folder is one `infer` wrote (benchmarks/fresh_clone.sh KEEP=DIR keeps it); the carve is the data it was
@@ -17,14 +19,17 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from common import ROOT  # noqa: F401 (puts the repository on sys.path)
+from ensemble_ceiling import carve_truth, run_probs
 from scipy.ndimage import uniform_filter
 
 from pipeline.competition.metric import per_image_scores
 from pipeline.config import InferConfig
-from pipeline.data.prep import load_train_cache
+from pipeline.data.prep import load_test_cache, load_train_cache
 from pipeline.fileio import write_json
 from pipeline.inference.oof import load_oof
+from pipeline.inference.postprocess import PostProcess, tune
 
 GRID = InferConfig()
 THRESHOLDS = np.array(GRID.thresholds)
@@ -134,11 +139,23 @@ def cross_validate(per_image: np.ndarray, repeats: int, seed: int) -> dict[str, 
     return {name: float(np.mean(values)) for name, values in held_out.items()}
 
 
+def held_out_test_scores(run_dir: Path, carve: Path, oof) -> dict[str, float]:
+    """The carve's held-out test score with infer's search on all the OOF images, and with the fixed choice."""
+    ids, truth = carve_truth(carve)
+    test = load_test_cache(carve)
+    constant = pd.Series(test.is_constant, index=test.ids).loc[ids].to_numpy()
+    probs, empty = run_probs(run_dir, ids), run_probs(run_dir, ids, "test_empty.npy")
+    searched = PostProcess.from_tuned(tune(oof.probs, oof.truth, oof.is_constant, GRID.thresholds, GRID.min_areas, oof.empty, GRID.empty_thresholds))
+    fixed = PostProcess(0.5, 0, 0.5)
+    return {name: float(per_image_scores(post.masks(probs, constant, empty), truth).mean()) for name, post in (("search", searched), ("fixed", fixed))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", nargs=2, action="append", metavar=("RUN_DIR", "CARVE_DIR"), required=True)
     parser.add_argument("--repeats", type=int, default=20, help="5-fold splits per run")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--test", action="store_true", help="add each run's held-out test score under search and fixed (after the fact)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows = []
@@ -151,9 +168,13 @@ def main() -> None:
         row = {"run": Path(run_dir).parent.name, "carve": Path(carve).name, "oof_images": int(len(oof.ids)),
                "search_on_all": {"threshold": float(THRESHOLDS[i]), "min_area": int(MIN_AREAS[j]), "gate": float(GATES[k])},
                "held_out_score": cross_validate(per_image, args.repeats, args.seed)}
+        if args.test:
+            row["test_score"] = held_out_test_scores(Path(run_dir), Path(carve), oof)
         rows.append(row)
         print(row["run"], " ".join(f"{name}: {score:.4f}" for name, score in row["held_out_score"].items()), flush=True)
     mean = {name: float(np.mean([row["held_out_score"][name] for row in rows])) for name in PROCEDURES}
+    if args.test:
+        print("test:", " ".join(f"{row['run']} {row['test_score']['search']:.4f} -> {row['test_score']['fixed']:.4f}" for row in rows))
     write_json(args.out, {"procedures": PROCEDURES, "repeats": args.repeats, "folds": 5, "seed": args.seed,
                           "grid": {"thresholds": THRESHOLDS.tolist(), "min_areas": MIN_AREAS.tolist(), "gates": GATES.tolist()},
                           "runs": rows, "mean_over_runs": mean})
