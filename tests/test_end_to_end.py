@@ -63,6 +63,12 @@ def test_every_stage(tmp_path, monkeypatch, capsys):
     assert summary["test"]["all_empty_score"] == round(float(np.mean(empty)), 4)
     assert summary["folds"]["0"]["head_alpha_abs"]["last_epoch"] > 0  # neuromod (hard clip) has no eta
 
+    # post-processing fixed rather than searched (as cpu-demo does): the report draws no threshold curve
+    run(capsys, "infer", "--run", "e2e", "--set", "infer.thresholds=[0.5]", "--set", "infer.min_areas=[0]")
+    assert json.loads((tmp_path / "runs" / "e2e" / "postprocess.json").read_text())["best_threshold"] == 0.5
+    run(capsys, "report", "--run", "e2e")
+    assert "threshold.png" not in (report / "index.html").read_text() and "coverage.png" in (report / "index.html").read_text()
+
 
 def test_errors_are_one_clear_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

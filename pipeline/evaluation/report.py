@@ -156,7 +156,7 @@ def report(run_dir: Path, force: bool = False) -> Path:
     sections = [("Learning curves", "learning_curves.png")]
     plot_learning_curves(curves, out / "learning_curves.png")
     tuned = json.loads(run.postprocess.read_text()) if run.postprocess.exists() else {}
-    if "curve" in tuned:
+    if len(tuned.get("curve", [])) > 1:  # one threshold (a preset's fixed post-processing) draws no curve
         plot_threshold_curve(tuned, out / "threshold.png")
         sections.append(("OOF metric vs threshold", "threshold.png"))
     plot_by_coverage(scores, oof.coverage_class, out / "coverage.png")
