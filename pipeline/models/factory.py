@@ -140,7 +140,7 @@ def build_model(cfg: Config) -> SaltNet:
 def drop_unused_blocks(encoder: nn.Module) -> tuple[str, ...]:
     """Cut off the blocks after the deepest feature an EfficientNet encoder returns (model.encoder_depth below 5):
     timm's EfficientNetFeatures builds and runs every block whatever features are asked for, so at stride 16 the
-    stride-32 blocks ran forward for nothing (3-6% of a cpu-demo run) and held 76% of the encoder's weights. Returns
+    stride-32 blocks ran forward for nothing (a few percent of a cpu-demo run) and held 76% of the encoder's weights. Returns
     their state-dict prefixes in SaltNet's keys (old checkpoints still hold them), () when nothing was cut."""
     features = getattr(encoder, "model", None)
     if not isinstance(features, EfficientNetFeatures) or features.feature_hooks is not None:
