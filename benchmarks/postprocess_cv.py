@@ -146,7 +146,7 @@ def held_out_test_scores(run_dir: Path, carve: Path, oof) -> dict[str, float]:
     constant = pd.Series(test.is_constant, index=test.ids).loc[ids].to_numpy()
     probs, empty = run_probs(run_dir, ids), run_probs(run_dir, ids, "test_empty.npy")
     searched = PostProcess.from_tuned(tune(oof.probs, oof.truth, oof.is_constant, GRID.thresholds, GRID.min_areas, oof.empty, GRID.empty_thresholds))
-    fixed = PostProcess(0.5, 0, 0.5)
+    fixed = PostProcess(float(THRESHOLDS[DEFAULT[0]]), int(MIN_AREAS[DEFAULT[1]]), float(GATES[DEFAULT[2]]))
     return {name: float(per_image_scores(post.masks(probs, constant, empty), truth).mean()) for name, post in (("search", searched), ("fixed", fixed))}
 
 
