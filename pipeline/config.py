@@ -56,6 +56,7 @@ TTA_VIEWS: tuple[str, ...] = typing.get_args(TTAView)
 class DataConfig:
     data_dir: str = "data"  # a data folder in the Kaggle layout (saved absolute in a run's config.yaml)
     folds_file: str = "folds/folds.csv"  # the split `folds` wrote (saved absolute in a run's config.yaml)
+    folds: Annotated[int, Range(2)] = 5  # k of the stratified split `./run.sh` writes for this preset (folds_path); fold 0 holds out 1/k
     input_size: Annotated[int, Range(32, 1024)] = 128  # network input side; 101 px images are padded (or resized) to it
     resize: bool = False  # False: reflect-101 padding (the default); True: bilinear resize
     depth_channel: bool = False  # extra input channel holding depth z / 1000

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import load_config
-from pipeline.data.folds import make_folds
+from pipeline.data.folds import folds_path, make_folds
 from pipeline.data.layout import Layout
 from pipeline.data.prep import prep
 from pipeline.data.synth import synthesize
@@ -164,10 +164,11 @@ def main_job(data_dir: Path = Path("data"), preset: str | None = None, run_name:
     """What `./run.sh` does: the whole path on `data_dir` with the preset for this machine (gpu-full with a GPU,
     cpu-demo without), then the run's summary.json and report. `force` redoes every stage (the data is kept)."""
     started = time.perf_counter()
-    folds_file = Path("folds/folds.csv")
-    seconds = prepare_data(data_dir, folds_file, force=force, demo_sizes=demo_sizes, log=log)
     gpus = usable_gpus(preset_given=preset is not None)
     preset = choose_preset(preset, gpus)
+    k = load_config(preset, list(overrides)).data.folds  # the preset's split: cpu-demo holds out a tenth, gpu-full a fifth
+    folds_file = folds_path(k)
+    seconds = prepare_data(data_dir, folds_file, k, force=force, demo_sizes=demo_sizes, log=log)
     run = RunDir.named(run_name or preset)
     log(f"== preset: {preset} ({gpus} GPU(s) visible to torch) ==")
     if overrides:

@@ -39,6 +39,12 @@ def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: in
     return folds
 
 
+def folds_path(k: int) -> Path:
+    """Where `./run.sh` keeps a k-fold split: folds/folds.csv for the default five, folds/folds-k{k}.csv otherwise,
+    so presets with different k share a data folder without replacing each other's split."""
+    return Path("folds/folds.csv") if k == 5 else Path(f"folds/folds-k{k}.csv")
+
+
 def read_folds(path: Path) -> dict[str, int]:
     if not Path(path).exists():
         raise PipelineError(f"{path} is missing: run `python -m pipeline folds --data DIR --out {path}` first")
