@@ -31,3 +31,18 @@ def test_a_variant_is_trained_inferred_submitted_and_scored(workdir):
     assert 0.0 <= outcome.oof_score_untuned <= 1.0 and outcome.postprocess["folds"] == [0]
     assert set(outcome.seconds) == {"train", "infer", "submit", "evaluate"}
     assert Path(outcome.run.postprocess).exists()
+
+
+def test_the_main_job_splits_the_data_into_the_presets_number_of_folds_beside_the_five_fold_split(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--data", "data", "--preset", "smoke", "--demo-train", "40", "--demo-test", "12", "--set"]
+    assert main([*argv, "data.folds=10;train.epochs=1;train.folds=[0]"]) == 0, capsys.readouterr().err
+    assert "== folds == 40 ids in 10 folds -> folds/folds-k10.csv" in capsys.readouterr().out.splitlines()
+    assert not (tmp_path / "folds" / "folds.csv").exists()
+    oof_ids = (tmp_path / "runs" / "smoke" / "fold_0" / "oof_ids.csv").read_text().split()
+    assert len(oof_ids) == 1 + 4  # header + a tenth of 40: fold 0 trained on the other 36
+    ten = (tmp_path / "folds" / "folds-k10.csv").read_bytes()
+    assert main([*argv, "train.epochs=1;train.folds=[0]", "--run", "five"]) == 0, capsys.readouterr().err
+    assert "== folds == 40 ids in 5 folds -> folds/folds.csv" in capsys.readouterr().out.splitlines()
+    assert (tmp_path / "folds" / "folds-k10.csv").read_bytes() == ten  # the other preset's split is left as it was
+    assert len((tmp_path / "runs" / "five" / "fold_0" / "oof_ids.csv").read_text().split()) == 1 + 8
