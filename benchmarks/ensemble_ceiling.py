@@ -26,6 +26,7 @@ from common import ROOT  # noqa: F401 (puts the repository on sys.path)
 from pipeline.competition.coverage import coverage, coverage_class, score_table
 from pipeline.competition.metric import per_image_scores
 from pipeline.competition.rle import decode_many
+from pipeline.data.prep import load_test_cache
 from pipeline.errors import PipelineError
 from pipeline.fileio import read_table, write_json
 
@@ -35,6 +36,13 @@ def carve_truth(carve: Path) -> tuple[list[str], np.ndarray]:
     truth_table = read_table(carve / "test_truth.csv", ["id", "rle_mask"])
     ids = truth_table["id"].astype(str).tolist()
     return ids, decode_many(truth_table["rle_mask"].tolist(), ids)
+
+
+def carve_constant(carve: Path, ids: list[str]) -> np.ndarray:
+    """Which of a carve's test images (in the order of `ids`) are one constant colour, from prep's cache of the
+    carve: the images every post-processing empties."""
+    test = load_test_cache(carve)
+    return pd.Series(test.is_constant, index=test.ids).loc[ids].to_numpy()
 
 
 def run_probs(run: Path, ids: list[str], name: str = "test_probs.npy") -> np.ndarray:

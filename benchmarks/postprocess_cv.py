@@ -19,17 +19,16 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from common import ROOT  # noqa: F401 (puts the repository on sys.path)
-from ensemble_ceiling import carve_truth, run_probs
+from ensemble_ceiling import carve_constant, carve_truth, run_probs
 from scipy.ndimage import uniform_filter
 
 from pipeline.competition.metric import per_image_scores
 from pipeline.config import InferConfig
-from pipeline.data.prep import load_test_cache, load_train_cache
+from pipeline.data.prep import load_train_cache
 from pipeline.fileio import write_json
 from pipeline.inference.oof import load_oof
-from pipeline.inference.postprocess import PostProcess, tune
+from pipeline.inference.postprocess import PostProcess, score_grid, tune
 
 GRID = InferConfig()
 THRESHOLDS = np.array(GRID.thresholds)
@@ -54,19 +53,8 @@ PROCEDURES = {
 
 
 def score_tensor(oof) -> np.ndarray:
-    """Per-image scores (thresholds, min areas, gates, images) of every grid point."""
-    truth_empty = (~oof.truth.reshape(len(oof.truth), -1).any(axis=1)).astype(np.float64)
-    scores = np.zeros((len(THRESHOLDS), len(MIN_AREAS), len(GATES), len(oof.ids)))
-    for i, threshold in enumerate(THRESHOLDS):
-        masks = oof.probs > threshold
-        masks[oof.is_constant] = False
-        area = masks.reshape(len(masks), -1).sum(axis=1)
-        kept = per_image_scores(masks, oof.truth)
-        for j, min_area in enumerate(MIN_AREAS):
-            for k, gate in enumerate(GATES):
-                emptied = (area < min_area) | ((oof.empty > gate) if k != OFF else False)
-                scores[i, j, k] = np.where(emptied, truth_empty, kept)
-    return scores
+    """Per-image scores (thresholds, min areas, gates, images) of every grid point: the grid `tune` searches."""
+    return score_grid(oof.probs, oof.truth, oof.is_constant, THRESHOLDS, MIN_AREAS, oof.empty, GATES)
 
 
 def best(surface: np.ndarray) -> tuple[int, int, int]:
@@ -142,8 +130,7 @@ def cross_validate(per_image: np.ndarray, repeats: int, seed: int) -> dict[str, 
 def held_out_test_scores(run_dir: Path, carve: Path, oof) -> dict[str, float]:
     """The carve's held-out test score with infer's search on all the OOF images, and with the fixed choice."""
     ids, truth = carve_truth(carve)
-    test = load_test_cache(carve)
-    constant = pd.Series(test.is_constant, index=test.ids).loc[ids].to_numpy()
+    constant = carve_constant(carve, ids)
     probs, empty = run_probs(run_dir, ids), run_probs(run_dir, ids, "test_empty.npy")
     searched = PostProcess.from_tuned(tune(oof.probs, oof.truth, oof.is_constant, GRID.thresholds, GRID.min_areas, oof.empty, GRID.empty_thresholds))
     fixed = PostProcess(float(THRESHOLDS[DEFAULT[0]]), int(MIN_AREAS[DEFAULT[1]]), float(GATES[DEFAULT[2]]))

@@ -15,13 +15,11 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from common import ROOT  # noqa: F401 (puts the repository on sys.path)
-from ensemble_ceiling import carve_truth, run_probs
+from ensemble_ceiling import carve_constant, carve_truth, run_probs
 
 from pipeline.competition.coverage import coverage, coverage_class
 from pipeline.competition.metric import per_image_scores
-from pipeline.data.prep import load_test_cache
 from pipeline.errors import PipelineError
 from pipeline.fileio import write_json
 from pipeline.inference.postprocess import PostProcess
@@ -67,9 +65,7 @@ def main() -> None:
         raise PipelineError(f"{args.run} has no postprocess.json; run `python -m pipeline infer --run {args.run}` first")
     post = PostProcess.load(args.run / "postprocess.json")
     empty = run_probs(args.run, ids, "test_empty.npy") if post.empty_threshold is not None else None
-    test = load_test_cache(args.carve)  # prep's cache of the carve: which test images are one constant colour
-    constant = pd.Series(test.is_constant, index=test.ids).loc[ids].to_numpy()
-    predicted = post.masks(run_probs(args.run, ids), constant, empty)
+    predicted = post.masks(run_probs(args.run, ids), carve_constant(args.carve, ids), empty)
     result = {"carve": args.carve.name, "run": args.run.name, "post_processing": {"threshold": post.threshold, "min_area": post.min_area, "empty_threshold": post.empty_threshold},
               "mosaic_rules_left_out": list(post.mosaic_rules), **losses(truth, predicted)}
     write_json(args.out, result)

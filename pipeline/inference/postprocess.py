@@ -68,30 +68,43 @@ def describe_gate(gate: float | None) -> str:
     return "no empty gate" if gate >= GATE_OFF else f"empty gate P(empty) > {gate}"
 
 
-def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas, empty: np.ndarray | None = None,
-         empty_thresholds=(GATE_OFF,)) -> dict:
-    """Grid search of (threshold, min_area, empty gate) maximising the competition metric on OOF predictions.
-    Without empty-mask probabilities the gate is not searched (best_empty_threshold None). The gate is chosen
-    among `empty_thresholds` only (GATE_OFF = 1.0 among them: off); off is tried first, so a gate must beat it."""
+def score_grid(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas, empty: np.ndarray | None = None,
+               gates=(None,)) -> np.ndarray:
+    """Per-image competition scores of every (threshold, minimum area, gate) point, shape (thresholds, min areas,
+    gates, images), constant images empty. A gate of None (or GATE_OFF) empties nothing; an image emptied by the
+    area or the gate scores 1 when its truth is empty, else 0. `tune` takes the best mean; benchmarks/postprocess_cv.py
+    cross-validates the choice."""
     truth_empty = ~truth.reshape(len(truth), -1).any(axis=1)
     empty_score = truth_empty.astype(np.float64)  # score of an image whose prediction became empty
-    gates = [None] if empty is None else sorted(set(empty_thresholds), key=lambda gate: (gate != GATE_OFF, gate))
-    gated_by = {gate: gated(empty, gate, len(probs)) for gate in gates}
-    best = {"score": -1.0}
-    curve = []
-    for threshold in thresholds:
+    gated_by = [gated(empty, gate, len(probs)) for gate in gates]
+    grid = np.empty((len(thresholds), len(min_areas), len(gates), len(probs)))
+    for i, threshold in enumerate(thresholds):
         masks = probs > threshold
         masks[is_constant] = False
         area = masks.reshape(len(masks), -1).sum(axis=1)
         scores = per_image_scores(masks, truth)
-        by_area = []
-        for min_area in min_areas:
-            by_area.append(float(np.where(area < min_area, empty_score, scores).mean()))  # the curve: no gate
-            for gate in gates:
-                emptied = (area < min_area) | gated_by[gate]
-                score = float(np.where(emptied, empty_score, scores).mean())
-                if score > best["score"] + 1e-12:
-                    best = {"score": score, "threshold": float(threshold), "min_area": int(min_area), "gate": gate}
-        curve.append({"threshold": float(threshold), "score_min_area_0": by_area[0], "score_best_min_area": max(by_area)})
+        for j, min_area in enumerate(min_areas):
+            for k, emptied_by_gate in enumerate(gated_by):
+                grid[i, j, k] = np.where((area < min_area) | emptied_by_gate, empty_score, scores)
+    return grid
+
+
+def tune(probs: np.ndarray, truth: np.ndarray, is_constant: np.ndarray, thresholds, min_areas, empty: np.ndarray | None = None,
+         empty_thresholds=(GATE_OFF,)) -> dict:
+    """Grid search of (threshold, min_area, empty gate) maximising the competition metric on OOF predictions.
+    Without empty-mask probabilities the gate is not searched (best_empty_threshold None). The gate is chosen
+    among `empty_thresholds` only (GATE_OFF = 1.0 among them: off); off is tried first, so a gate must beat it;
+    on a tie the lowest threshold, then the lowest minimum area wins."""
+    gates = [None] if empty is None else sorted(set(empty_thresholds), key=lambda gate: (gate != GATE_OFF, gate))
+    # column 0 without a gate draws the threshold curve; the search runs over the listed gates
+    means = score_grid(probs, truth, is_constant, thresholds, min_areas, empty, [None, *gates]).mean(axis=3)
+    best = {"score": -1.0}
+    for i, threshold in enumerate(thresholds):
+        for j, min_area in enumerate(min_areas):
+            for k, gate in enumerate(gates, start=1):
+                if means[i, j, k] > best["score"] + 1e-12:
+                    best = {"score": float(means[i, j, k]), "threshold": float(threshold), "min_area": int(min_area), "gate": gate}
+    curve = [{"threshold": float(threshold), "score_min_area_0": float(means[i, 0, 0]), "score_best_min_area": float(means[i, :, 0].max())}
+             for i, threshold in enumerate(thresholds)]
     return {"best_threshold": best["threshold"], "best_min_area": best["min_area"], "best_empty_threshold": best["gate"],
             "oof_score": best["score"], "curve": curve}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.inference.postprocess import to_masks, tune
+from pipeline.inference.postprocess import score_grid, to_masks, tune
 
 
 def test_to_masks_threshold_min_area_and_constant_images():
@@ -60,3 +60,25 @@ def test_a_gate_listed_alone_is_applied_without_a_search_against_no_gate():
     assert fixed["best_empty_threshold"] == 0.5 and fixed["oof_score"] == pytest.approx(0.75)  # image 0 gated empty: scores 0
     searched = tune(probs, truth, np.zeros(4, bool), [0.5], [0], empty, [0.5, 1.0])
     assert searched["best_empty_threshold"] == 1.0 and searched["oof_score"] == pytest.approx(1.0)
+
+
+def test_the_score_grid_scores_every_image_at_every_point_and_tune_takes_its_best_mean():
+    """The per-image grid tune searches (and benchmarks/postprocess_cv.py cross-validates): an image emptied by the
+    minimum area, the gate or a constant colour scores 1 when truly empty, else 0."""
+    truth = np.zeros((4, 101, 101), bool)
+    truth[0, 10:40, 10:40] = True  # 900 px of salt
+    truth[1, 10:15, 10:15] = True  # 25 px
+    probs = np.where(truth, 0.8, 0.1).astype(np.float32)
+    probs[2, :6, :6] = 0.6  # image 2 is empty, with a 36 px false mask above 0.5 only
+    probs[3] = 0.9  # a constant-colour image the network calls salt everywhere: emptied all the same
+    constant = np.array([False, False, False, True])
+    empty = np.array([0.1, 0.7, 0.9, 0.2], np.float32)
+    grid = score_grid(probs, truth, constant, [0.5, 0.7], [0, 30], empty, [None, 0.5])
+    assert grid.shape == (2, 2, 2, 4)
+    np.testing.assert_array_equal(grid[0, 0, 0], [1, 1, 0, 1])  # image 2's false mask scores 0; constant image 3 empty: 1
+    np.testing.assert_array_equal(grid[1, 0, 0], [1, 1, 1, 1])  # 0.7 drops image 2's false mask
+    np.testing.assert_array_equal(grid[0, 1, 0], [1, 0, 0, 1])  # a 30 px minimum empties image 1's 25 px body, not image 2's 36 px
+    np.testing.assert_array_equal(grid[0, 0, 1], [1, 0, 1, 1])  # the gate empties images 1 and 2
+    result = tune(probs, truth, constant, [0.5, 0.7], [0, 30], empty, [0.5, 1.0])
+    assert (result["best_threshold"], result["best_min_area"], result["best_empty_threshold"]) == (0.7, 0, 1.0)
+    assert result["oof_score"] == grid.mean(axis=3).max() == 1.0
