@@ -27,7 +27,7 @@ from pipeline.config import (RUNTIME_KEYS, Config, TrainConfig, differing_keys, 
                              with_absolute_paths)
 from pipeline.data.dataset import SaltDataset, to_original_geometry
 from pipeline.data.device_batches import DeviceBatches
-from pipeline.data.folds import number_of_folds, read_folds
+from pipeline.data.folds import folds_path, number_of_folds, read_folds
 from pipeline.data.prep import TrainSet, load_train_cache
 from pipeline.data.pseudo_set import load_pseudo
 from pipeline.devices import autocast, configure_determinism, needs_grad_scaler
@@ -486,6 +486,10 @@ def train(cfg: Config, run_dir: Path, folds: list[int] | None = None, resume: bo
         distributed.barrier(ctx)
         train_set = load_train_cache(Path(cfg.data.data_dir))
         n_folds = number_of_folds(Path(cfg.data.folds_file))
+        if ctx.is_main and n_folds != cfg.data.folds:
+            print(f"note: {cfg.data.folds_file} holds {n_folds} folds, the recipe's ./run.sh splits into {cfg.data.folds} (data.folds); to train "
+                  f"as ./run.sh does: python -m pipeline folds --data DATA --k {cfg.data.folds} --out {folds_path(cfg.data.folds)}, then "
+                  f"--set data.folds_file={folds_path(cfg.data.folds)}", flush=True)
         folds = (cfg.train.folds or list(range(n_folds))) if folds is None else folds
         results = []
         for fold in folds:  # an out-of-range fold is refused by fold_split, before any work

@@ -152,6 +152,16 @@ def test_fold_out_of_range(workdir):
         trainer.train(smoke(), workdir / "runs" / "x", folds=[7])
 
 
+def test_a_folds_file_of_another_size_than_the_recipes_is_noted_with_the_command_for_run_sh_s_split(workdir, capsys):
+    with pytest.raises(PipelineError, match="fold 7 is out of range"):  # refused before any training
+        trainer.train(smoke("data.folds=10"), workdir / "runs" / "x", folds=[7])
+    out = capsys.readouterr().out
+    assert "holds 3 folds, the recipe's ./run.sh splits into 10 (data.folds)" in out and "--k 10 --out folds/folds-k10.csv" in out
+    with pytest.raises(PipelineError, match="fold 7 is out of range"):
+        trainer.train(smoke("data.folds=3"), workdir / "runs" / "z", folds=[7])
+    assert "note:" not in capsys.readouterr().out
+
+
 def test_run_folder_refuses_a_different_config(workdir):
     trainer.train(smoke("train.epochs=1"), workdir / "runs" / "y", folds=[0])
     with pytest.raises(PipelineError, match=r"different recipe \(model.head.rule: saved 'hebb', now 'oja'\)"):
