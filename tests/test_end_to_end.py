@@ -23,7 +23,8 @@ def test_every_stage(tmp_path, monkeypatch, capsys):
     assert "up to date" in run(capsys, "prep", "--data", "data")[-1]
     run(capsys, "folds", "--data", "data", "--k", "2")
     run(capsys, "train", "--config", "smoke", "--run", "e2e", "--set", "model.head.rule=neuromod")
-    assert "skipped" in run(capsys, "train", "--config", "smoke", "--run", "e2e", "--set", "model.head.rule=neuromod")[0]
+    note, skipped = run(capsys, "train", "--config", "smoke", "--run", "e2e", "--set", "model.head.rule=neuromod")[:2]
+    assert note.startswith("note: ") and "holds 2 folds, the recipe's ./run.sh splits into 5" in note and "skipped" in skipped
     assert "OOF score" in run(capsys, "infer", "--run", "e2e")[-1]
     assert "up to date" in run(capsys, "infer", "--run", "e2e")[-1]
     post = json.loads((tmp_path / "runs" / "e2e" / "postprocess.json").read_text())
