@@ -78,7 +78,7 @@ def _stage(run: RunDir, locked: bool, seconds: dict, stage: str, work):
         return _timed(seconds, stage, work)
 
 
-def prepare_data(data_dir: Path, folds_file: Path, k: int = 5, force: bool = False, demo_sizes: tuple[int, int] = DEMO_SIZES,
+def prepare_data(data_dir: Path, folds_file: Path, k: int, force: bool = False, demo_sizes: tuple[int, int] = DEMO_SIZES,
                  log=print) -> dict[str, float]:
     """The data folder ready to train on: synthesised when it holds no competition data, validated and cached,
     split into k stratified folds. Returns the seconds of each step."""

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from pipeline.config import DataConfig
 from pipeline.data.prep import load_train_cache
 from pipeline.errors import PipelineError
 from pipeline.fileio import read_table, write_table
@@ -40,9 +41,11 @@ def assign_folds(coverage_class: np.ndarray, depth: np.ndarray, k: int, seed: in
 
 
 def folds_path(k: int) -> Path:
-    """Where `./run.sh` keeps a k-fold split: folds/folds.csv for the default five, folds/folds-k{k}.csv otherwise,
-    so presets with different k share a data folder without replacing each other's split."""
-    return Path("folds/folds.csv") if k == 5 else Path(f"folds/folds-k{k}.csv")
+    """Where `./run.sh` keeps a k-fold split: data.folds_file's default (folds/folds.csv) for data.folds' default
+    (five), folds/folds-k{k}.csv beside it otherwise, so presets with different k share a data folder without
+    replacing each other's split."""
+    default = DataConfig()
+    return Path(default.folds_file) if k == default.folds else Path(default.folds_file).with_name(f"folds-k{k}.csv")
 
 
 def read_folds(path: Path) -> dict[str, int]:
