@@ -197,6 +197,7 @@ def _export(args):
         manifest = export_bundle(RUNS / args.run, Path(args.out), args.force, args.onnx)
     print(f"export: {len(manifest['weights'])} model(s) of run {args.run}, threshold {manifest['postprocess']['threshold']}, "
           f"min area {manifest['postprocess']['min_area']}{gate_text(manifest['postprocess']['empty_threshold'])}, TTA {', '.join(manifest['tta'])}"
+          f"{' (and shifted ' + str(manifest['tta_shift']) + ' px)' if manifest.get('tta_shift') else ''}"
           f"{', ONNX graph model.onnx' if manifest['onnx'] else ''} -> {args.out}")
 
 

@@ -186,6 +186,9 @@ class InferConfig:
     checkpoint: Literal["last", "best", "snapshots", "ema"] = "last"
     # test-time views averaged (hflip only: a vertical flip would mirror depth)
     tta: list[TTAView] = field(default_factory=lambda: ["none", "hflip"])
+    # a second placement: every view again with the 101 px image this many px lower and further right in the
+    # padded canvas (half the encoder's output stride samples the image on the grid's other phase); 0: off
+    tta_shift: Annotated[int, Range(-512, 512)] = 0
     # AdaBN: before predicting the test images, each checkpoint's BatchNorm statistics are re-estimated on the
     # test images themselves (a test-time adaptation without plasticity; OOF predictions are never adapted)
     adapt_bn: bool = False
@@ -304,6 +307,10 @@ def check_config(cfg: Config) -> Config:
                             f"and augment.crop <= 101 (got resize {cfg.data.resize}, crop {crop}); or use crop_within canvas")
     if crop is not None and cfg.data.coord_channel:
         raise PipelineError("config: 'augment.crop' with data.coord_channel would feed a crop the whole image's row coordinates; use one of them")
+    shift, room = cfg.infer.tta_shift, cfg.data.input_size - 101
+    if shift and (cfg.data.resize or not -(room // 2) <= shift <= room - room // 2):
+        raise PipelineError(f"config: 'infer.tta_shift' is {shift}; it moves the 101 px image inside the padding, so it needs data.resize false "
+                            f"and a value from {-(room // 2)} to {room - room // 2} (data.input_size {cfg.data.input_size}), e.g. 8")
     if cfg.infer.checkpoint == "ema" and cfg.train.ema is None:
         raise PipelineError("config: infer.checkpoint ema needs train.ema (the decay of the weight average, e.g. 0.99)")
     if cfg.infer.checkpoint == "snapshots" and cfg.optim.schedule != "restarts":
@@ -419,8 +426,10 @@ def with_runtime(saved: Config, overrides: list[str] | tuple, where: str) -> Con
 
 
 def prediction_choice(cfg: Config) -> dict:
-    """What an OOF or test prediction depends on beyond the weights: the checkpoint choice and the TTA views."""
-    return {"checkpoint": cfg.infer.checkpoint, "tta": list(cfg.infer.tta)}
+    """What an OOF or test prediction depends on beyond the weights: the checkpoint choice and the TTA views
+    (the shift only when set, so predictions made before the key existed still match)."""
+    choice = {"checkpoint": cfg.infer.checkpoint, "tta": list(cfg.infer.tta)}
+    return choice | ({"tta_shift": cfg.infer.tta_shift} if cfg.infer.tta_shift else {})
 
 
 def with_absolute_paths(cfg: Config) -> Config:

@@ -116,6 +116,18 @@ def test_training_crops_must_fit_the_input_and_the_encoder_stride(overrides, mes
     assert load_config("smoke", ["augment.crop=32"]).augment.crop == 32
 
 
+def test_a_tta_shift_must_keep_the_image_inside_the_padded_canvas():
+    padded = ["data.input_size=128", "data.resize=false"]  # 27 px of padding: 13 above, 14 below
+    with pytest.raises(PipelineError, match=r"'infer.tta_shift' is 15; .* from -13 to 14 \(data.input_size 128\)"):
+        load_config("smoke", padded + ["infer.tta_shift=15"])
+    with pytest.raises(PipelineError, match="'infer.tta_shift' is -14"):
+        load_config("smoke", padded + ["infer.tta_shift=-14"])
+    with pytest.raises(PipelineError, match="needs data.resize false"):
+        load_config("smoke", ["data.resize=true", "infer.tta_shift=1"])
+    assert [load_config("smoke", padded + [f"infer.tta_shift={s}"]).infer.tta_shift for s in (-13, 14)] == [-13, 14]
+    assert load_config("cpu-demo").infer.tta_shift == 0  # measured on six kept runs, not adopted (docs/real-dev/pretrained.md)
+
+
 def test_the_ema_checkpoint_needs_a_weight_average_and_its_decay_is_a_fraction():
     with pytest.raises(PipelineError, match="infer.checkpoint ema needs train.ema"):
         load_config("smoke", ["infer.checkpoint=ema"])

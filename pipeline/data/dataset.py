@@ -17,39 +17,45 @@ from pipeline.data.layout import IMAGE_SIZE
 PIXEL_MEAN, PIXEL_STD = 0.5, 0.25
 
 
-def pad_widths(size: int) -> tuple[int, int]:
-    """(before, after) padding that takes 101 px to `size`."""
+def pad_widths(size: int, shift: int = 0) -> tuple[int, int]:
+    """(before, after) padding that takes 101 px to `size`; `shift` moves the image that many px further down and
+    right (a test-time view, infer.tta_shift), taking the padding from after to before."""
     if size < IMAGE_SIZE:
         raise ValueError(f"input_size {size} is below {IMAGE_SIZE}; use data.resize: true for smaller inputs")
-    before = (size - IMAGE_SIZE) // 2
-    return before, size - IMAGE_SIZE - before
+    before = (size - IMAGE_SIZE) // 2 + shift
+    after = size - IMAGE_SIZE - before
+    if before < 0 or after < 0:
+        raise ValueError(f"a shift of {shift} px leaves no room for a {IMAGE_SIZE} px image in {size} px")
+    return before, after
 
 
-def to_input_geometry(array: np.ndarray, cfg: DataConfig, is_mask: bool = False) -> np.ndarray:
+def to_input_geometry(array: np.ndarray, cfg: DataConfig, is_mask: bool = False, shift: int = 0) -> np.ndarray:
     """101x101 image(s) or mask(s), one (H,W) or a stack (N,H,W), into the network's input_size geometry:
     reflect-101 padding (numpy's 'reflect': the edge pixel is not repeated) or a bilinear resize. The one
-    place that knows the geometry; to_original_geometry undoes it."""
+    place that knows the geometry; to_original_geometry undoes it. `shift`: see pad_widths (padding only)."""
     stack = array if array.ndim == 3 else array[None]
     if cfg.resize:
+        if shift:
+            raise ValueError("a shifted placement needs padding (data.resize false)")
         size = (cfg.input_size, cfg.input_size)
         if is_mask:
             out = np.stack([cv2.resize(m.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 for m in stack])
         else:
             out = np.stack([cv2.resize(m, size, interpolation=cv2.INTER_LINEAR) for m in stack])
     else:
-        before, after = pad_widths(cfg.input_size)
+        before, after = pad_widths(cfg.input_size, shift)
         out = np.pad(stack.astype(np.uint8) if is_mask else stack, ((0, 0), (before, after), (before, after)), mode="reflect")
         if is_mask:
             out = out.astype(bool)
     return out if array.ndim == 3 else out[0]
 
 
-def to_original_geometry(probs: torch.Tensor, cfg: DataConfig) -> torch.Tensor:
-    """(N,1,S,S) network-geometry probabilities back to (N,101,101)."""
+def to_original_geometry(probs: torch.Tensor, cfg: DataConfig, shift: int = 0) -> torch.Tensor:
+    """(N,1,S,S) network-geometry probabilities back to (N,101,101) (`shift`: the placement they were predicted at)."""
     if cfg.resize:
         probs = torch.nn.functional.interpolate(probs.float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
         return probs[:, 0]
-    before, _ = pad_widths(cfg.input_size)
+    before, _ = pad_widths(cfg.input_size, shift)
     return probs[:, 0, before : before + IMAGE_SIZE, before : before + IMAGE_SIZE]
 
 
@@ -63,18 +69,21 @@ def depth_feature(depth):
     return depth / 1000.0 - 0.5
 
 
-def row_coordinates(size: int) -> np.ndarray:
-    """The row-coordinate input channel's values, top to bottom."""
-    return np.linspace(-1, 1, size, dtype=np.float32)
+def row_coordinates(size: int, shift: int = 0) -> np.ndarray:
+    """The row-coordinate input channel's values, top to bottom; with the image `shift` px lower in the canvas
+    the coordinates move with it (each image row keeps its value; the line goes on past -1 above)."""
+    if not shift:
+        return np.linspace(-1, 1, size, dtype=np.float32)
+    return (-1.0 + 2.0 * (np.arange(size) - shift) / (size - 1)).astype(np.float32)
 
 
-def extra_channels(depth: float, cfg: DataConfig, size: int | None = None) -> list[np.ndarray]:
+def extra_channels(depth: float, cfg: DataConfig, size: int | None = None, shift: int = 0) -> list[np.ndarray]:
     size = size or cfg.input_size  # a training crop is smaller
     channels = []
     if cfg.depth_channel:
         channels.append(np.full((size, size), depth_feature(depth), np.float32))
     if cfg.coord_channel:
-        channels.append(np.repeat(row_coordinates(size)[:, None], size, axis=1))
+        channels.append(np.repeat(row_coordinates(size, shift)[:, None], size, axis=1))
     return channels
 
 
@@ -83,12 +92,13 @@ def to_tensor(image: np.ndarray, depth: float, cfg: DataConfig) -> torch.Tensor:
     return torch.from_numpy(np.stack([grey] + extra_channels(depth, cfg, size=image.shape[0])))
 
 
-def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig) -> torch.Tensor:
-    """Network inputs for a stack of un-augmented images at once (the same values as SaltDataset's items)."""
-    grey = normalise(to_input_geometry(images, cfg).astype(np.float32))
+def batch_inputs(images: np.ndarray, depth: np.ndarray, cfg: DataConfig, shift: int = 0) -> torch.Tensor:
+    """Network inputs for a stack of un-augmented images at once (the same values as SaltDataset's items;
+    `shift`: the image placed that many px lower and further right, see pad_widths)."""
+    grey = normalise(to_input_geometry(images, cfg, shift=shift).astype(np.float32))
     if not (cfg.depth_channel or cfg.coord_channel):
         return torch.from_numpy(grey[:, None])
-    extras = np.stack([np.stack(extra_channels(float(d), cfg)) for d in depth])  # (N, extra channels, S, S)
+    extras = np.stack([np.stack(extra_channels(float(d), cfg, shift=shift)) for d in depth])  # (N, extra channels, S, S)
     return torch.from_numpy(np.concatenate([grey[:, None], extras], axis=1))
 
 

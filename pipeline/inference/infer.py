@@ -104,6 +104,7 @@ def infer(run_dir: Path, force: bool = False, allow_partial: bool = False, overr
     post = tune(oof.probs, oof.truth, oof.is_constant, cfg.infer.thresholds, cfg.infer.min_areas, oof.empty, cfg.infer.empty_thresholds)
     post["oof_images"] = int(len(oof.ids))
     post["folds"], post["checkpoint"], post["tta"], post["adapt_bn"] = found, cfg.infer.checkpoint, list(cfg.infer.tta), cfg.infer.adapt_bn
+    post["tta_shift"] = cfg.infer.tta_shift
     if redone:
         post["oof_predicted_again"] = redone
     started = time.perf_counter()

@@ -31,6 +31,29 @@ def apply_view(images, view: str):
     raise ValueError(f"unknown TTA view {view!r}; choose from {TTA_VIEWS}")
 
 
+def tta_views(cfg: Config) -> list[tuple[str, int]]:
+    """The (view, shift) pairs a prediction averages: infer.tta's views at the usual placement, then, with
+    infer.tta_shift, the same views again with the image that many px lower and further right in the canvas."""
+    shifts = (0, cfg.infer.tta_shift) if cfg.infer.tta_shift else (0,)
+    return [(view, shift) for shift in shifts for view in cfg.infer.tta]
+
+
+def _as_pairs(views) -> list[tuple[str, int]]:
+    return [(view, 0) if isinstance(view, str) else (view[0], int(view[1])) for view in views]
+
+
+def view_inputs(images: np.ndarray, depth: np.ndarray, cfg: Config, view: tuple[str, int]) -> torch.Tensor:
+    """The network inputs of a (view, shift) of 101x101 uint8 images (N,H,W): flipped, then placed in the canvas."""
+    name, shift = view
+    return batch_inputs(apply_view(images, name), depth, cfg.data, shift)
+
+
+def view_probs(probs: torch.Tensor, cfg: Config, view: tuple[str, int]) -> torch.Tensor:
+    """Network-geometry probabilities (N,1,S,S) of a (view, shift) back to the images' own 101x101 frame."""
+    name, shift = view
+    return apply_view(to_original_geometry(probs, cfg.data, shift), name)
+
+
 def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64):
     """Mean over TTA views of sigmoid probabilities, (N,101,101) float32, in the images' order."""
     return predict(model, images, depth, cfg, device, views, batch_size)[0]
@@ -39,12 +62,14 @@ def predict_probs(model, images: np.ndarray, depth: np.ndarray, cfg: Config, dev
 @torch.no_grad()
 def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: torch.device, views=("none",), batch_size: int = 64):
     """(mask probabilities (N,101,101) float32, empty-mask probabilities (N,) float32 or None without an
-    empty-mask head), each the mean over TTA views, in the images' order.
+    empty-mask head), each the mean over TTA views, in the images' order. `views`: view names (at the usual
+    placement) or (view, shift) pairs (tta_views).
 
     With a head whose lifetime trace adapts at inference, the trace learns from each image in this order:
     the same result for any batch size."""
     if not views:
         raise PipelineError("infer.tta is empty: list at least the view 'none'")
+    views = _as_pairs(views)
     model.eval()
     adapting = any(head.adapts_at_inference for head in plastic_heads(model))
     out = np.empty((len(images),) + images.shape[1:], np.float32)
@@ -55,26 +80,25 @@ def predict(model, images: np.ndarray, depth: np.ndarray, cfg: Config, device: t
     for start in tqdm(range(0, len(images), batch_size), desc=f"predict {len(images)} images x {len(views)} views", unit="batch",
                       disable=None, leave=False, mininterval=2):
         stop = start + batch_size
-        view_inputs = [
-            batch_inputs(apply_view(images[start:stop], view), depth[start:stop], cfg.data).to(device, non_blocking=True).contiguous(
-                memory_format=memory_format)
+        inputs_by_view = [
+            view_inputs(images[start:stop], depth[start:stop], cfg, view).to(device, non_blocking=True).contiguous(memory_format=memory_format)
             for view in views
         ]
         if adapting:  # the body batched, the head image by image in order (the trace learns from each image)
             with autocast(device, cfg.train.amp):
-                bodies = [model.body(inputs) for inputs in view_inputs]
+                bodies = [model.body(inputs) for inputs in inputs_by_view]
             view_logits = model.head.adapt_sequentially([decoded for decoded, _ in bodies])
             view_labels = [labels for _, labels in bodies]
         else:
             view_logits, view_labels = [], []
-            for inputs in view_inputs:
+            for inputs in inputs_by_view:
                 with autocast(device, cfg.train.amp):
                     logits, labels = model(inputs)
                 view_logits.append(logits)
                 view_labels.append(labels)
         total = None
         for view, logits in zip(views, view_logits):
-            probs = apply_view(to_original_geometry(torch.sigmoid(logits.float()), cfg.data), view)
+            probs = view_probs(torch.sigmoid(logits.float()), cfg, view)
             total = probs if total is None else total + probs
         out[start:stop] = (total / len(views)).cpu().numpy()
         if has_empty_head:  # the head's logit is P(mask empty)
@@ -101,8 +125,8 @@ def adapt_batchnorm(model, images: np.ndarray, depth: np.ndarray, cfg: Config, d
             norm.train()
         with lifetime_preserved(model):
             for start in range(0, len(images), batch_size):
-                for view in views:
-                    inputs = batch_inputs(apply_view(images[start : start + batch_size], view), depth[start : start + batch_size], cfg.data)
+                for view in _as_pairs(views):
+                    inputs = view_inputs(images[start : start + batch_size], depth[start : start + batch_size], cfg, view)
                     with autocast(device, cfg.train.amp):
                         model(inputs.to(device).contiguous(memory_format=memory_format))
     finally:
@@ -121,9 +145,9 @@ def predict_with_checkpoints(model, paths: list[Path], cfg: Config, images: np.n
     for path in paths:
         load_model_state(model, load_checkpoint(path, cfg), path)
         if adapt_bn:
-            adapt_batchnorm(model, images, depth, cfg, device, cfg.infer.tta, cfg.infer.batch_size)
+            adapt_batchnorm(model, images, depth, cfg, device, tta_views(cfg), cfg.infer.batch_size)
         with lifetime_preserved(model):
-            one_probs, one_empty = predict(model, images, depth, cfg, device, views=cfg.infer.tta, batch_size=cfg.infer.batch_size)
+            one_probs, one_empty = predict(model, images, depth, cfg, device, views=tta_views(cfg), batch_size=cfg.infer.batch_size)
         probs = probs + one_probs / len(paths)
         empty = None if one_empty is None else empty + one_empty / len(paths)
     return probs, empty

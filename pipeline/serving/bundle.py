@@ -27,7 +27,7 @@ from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path, write_json
 from pipeline.inference.postprocess import GATE_OFF
 from pipeline.models.factory import build_model
-from pipeline.models.predict import predict
+from pipeline.models.predict import predict, tta_views
 
 FORMAT = "plastic-salt-bundle/1"
 MANIFEST = "bundle.json"
@@ -57,8 +57,8 @@ class Bundle:
     _model: torch.nn.Module | None = None
 
     @property
-    def views(self) -> list[str]:
-        return list(self.cfg.infer.tta)
+    def views(self) -> list[tuple[str, int]]:
+        return tta_views(self.cfg)
 
     def model(self) -> torch.nn.Module:
         if self._model is None:
@@ -123,6 +123,7 @@ def export_bundle(run_dir: Path, out: Path, force: bool = False, onnx: bool = Fa
                         "empty_threshold": post.get("best_empty_threshold")},
         "oof_score": post.get("oof_score"),
         "tta": list(cfg.infer.tta),
+        "tta_shift": cfg.infer.tta_shift,  # each view again at this shift (px down and right), 0: none
         "input": {"tile": 101, "dtype": "uint8 grey", "normalisation": f"(x / 255 - {PIXEL_MEAN}) / {PIXEL_STD}",
                   "geometry": f"{'resized' if cfg.data.resize else 'reflect-101 padded'} to {cfg.data.input_size} px",
                   "depth_channel": cfg.data.depth_channel, "coord_channel": cfg.data.coord_channel},

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.data.dataset import batch_inputs, to_original_geometry
+from pipeline.data.dataset import batch_inputs
 from pipeline.errors import PipelineError
 from pipeline.fileio import atomic_path
 from pipeline.models.factory import build_model
-from pipeline.models.predict import apply_view
+from pipeline.models.predict import view_inputs, view_probs
 
 OPSET = 18
 
@@ -98,10 +98,9 @@ class OnnxRunner:
             stop = start + batch_size
             total, total_empty = 0.0, 0.0
             for view in views:
-                inputs = batch_inputs(apply_view(tiles[start:stop], view), depths[start:stop], cfg.data).numpy()
+                inputs = view_inputs(tiles[start:stop], depths[start:stop], cfg, view).numpy()
                 outputs = self.session.run(None, {"input": inputs})
-                mask = to_original_geometry(torch.from_numpy(outputs[0]), cfg.data)
-                total = total + apply_view(mask, view).numpy()
+                total = total + view_probs(torch.from_numpy(outputs[0]), cfg, view).numpy()
                 if len(outputs) > 1:
                     total_empty = total_empty + outputs[1]
             probs[start:stop] = total / len(views)

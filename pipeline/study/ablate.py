@@ -68,7 +68,7 @@ assert all(o.split("=")[0] in READING_KEYS for _, keys in READ_AS.values() for o
 # non-plastic ways to adapt at test time, each scored on the same trained weights (runtime infer keys)
 # (notta: the preset's TTA views taken away, what TTA adds read the other way round); ADAPTATIONS are the ones a
 # plastic head is also compared against (the plain head so adapted: plasticity's adaptation vs the obvious one)
-TEST_TIME = {"adabn": ("infer.adapt_bn=true",), "notta": ("infer.tta=[none]",)}
+TEST_TIME = {"adabn": ("infer.adapt_bn=true",), "notta": ("infer.tta=[none]", "infer.tta_shift=0")}
 ADAPTATIONS = ("adabn",)
 
 REPO = Path(__file__).resolve().parents[2]

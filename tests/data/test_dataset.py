@@ -33,6 +33,18 @@ def test_geometry_round_trip_and_batched_inputs(overrides):
         np.testing.assert_array_equal(back.numpy(), masks)  # padding is exactly undone
 
 
+def test_a_shifted_placement_moves_the_image_and_its_row_coordinates_and_is_undone_by_the_same_shift():
+    cfg = load_config("smoke", ["data.input_size=128", "data.resize=false", "data.depth_channel=true", "data.coord_channel=true"]).data
+    images = np.random.default_rng(3).integers(0, 256, (2, 101, 101), dtype=np.uint8)
+    plain, shifted = batch_inputs(images, np.zeros(2, np.float32), cfg), batch_inputs(images, np.zeros(2, np.float32), cfg, shift=8)
+    # the image's own pixels sit 8 px lower and further right; each image row keeps its row coordinate
+    torch.testing.assert_close(shifted[:, :, 21:122, 21:122], plain[:, :, 13:114, 13:114])
+    assert shifted[0, 2, 21, 0].item() == pytest.approx(plain[0, 2, 13, 0].item()) == pytest.approx(-1 + 2 * 13 / 127)
+    probs = torch.from_numpy(to_input_geometry(images, cfg, shift=8)[:, None].astype(np.float32))
+    np.testing.assert_array_equal(to_original_geometry(probs, cfg, shift=8).numpy(), images)
+    assert not np.array_equal(to_original_geometry(probs, cfg).numpy(), images)
+
+
 def test_reflect_101_padding_mirrors_without_repeating_the_edge():
     cfg = load_config("smoke", ["data.input_size=128", "data.resize=false"]).data
     image = np.tile(np.arange(101, dtype=np.uint8), (101, 1))

@@ -25,6 +25,31 @@ def test_hflip_tta_is_the_mean_of_the_plain_and_the_hand_flipped_prediction():
     assert np.abs(got - alone).max() > 1e-4  # the flipped view really contributes
 
 
+def test_a_shifted_view_predicts_the_image_8_px_lower_and_further_right_in_the_canvas_and_crops_it_back_there():
+    cfg = load_config("smoke", ["data.input_size=128", "data.resize=false", "train.device=cpu", "infer.tta=[none,hflip]", "infer.tta_shift=8"])
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    images = np.random.default_rng(2).integers(0, 256, (3, 101, 101), dtype=np.uint8)
+    depth = np.zeros(3, np.float32)
+
+    def by_hand(tiles, before):  # reflect-pad by hand with `before` px above and left, predict, crop the 101 px back
+        canvas = np.pad(tiles, ((0, 0), (before, 27 - before), (before, 27 - before)), mode="reflect")
+        grey = torch.from_numpy(((canvas / 255.0 - 0.5) / 0.25).astype(np.float32))[:, None]
+        with torch.no_grad():
+            return torch.sigmoid(model(grey)[0])[:, 0, before : before + 101, before : before + 101].numpy()
+
+    flipped = images[:, :, ::-1].copy()
+    views = [by_hand(images, 13), by_hand(flipped, 13)[:, :, ::-1], by_hand(images, 21), by_hand(flipped, 21)[:, :, ::-1]]
+    from pipeline.models.predict import tta_views
+
+    assert tta_views(cfg) == [("none", 0), ("hflip", 0), ("none", 8), ("hflip", 8)]
+    got = predict_probs(model, images, depth, cfg, torch.device("cpu"), views=tta_views(cfg))
+    np.testing.assert_allclose(got, np.mean(views, axis=0), atol=1e-5)
+    unshifted = predict_probs(model, images, depth, cfg, torch.device("cpu"), views=["none", "hflip"])
+    np.testing.assert_allclose(unshifted, np.mean(views[:2], axis=0), atol=1e-5)
+    assert np.abs(views[2] - views[0]).max() > 1e-3  # the network does see the shifted placement differently
+
+
 def test_empty_probability_is_the_empty_heads_sigmoid_averaged_over_the_views():
     cfg = load_config("smoke", ["model.aux_head=true", "train.device=cpu"])
     torch.manual_seed(0)
