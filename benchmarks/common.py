@@ -77,6 +77,17 @@ def write_result(name: str, result: dict) -> Path:
     path = RESULTS / f"{name}.json"
     write_json(path, {"machine": machine(), **result})
     print(json.dumps(result, indent=2))
+    # the README's and docs' tables rendered from results follow them, so committing a result commits a matching
+    # table (tests/test_readme.py checks each table against its file)
+    import readme_tables
+
+    try:
+        changed = readme_tables.check_all(write=True)
+    except (Exception, SystemExit) as error:  # the result is written either way; say how to render by hand
+        print(f"note: tables not re-rendered ({error}); run .venv/bin/python benchmarks/readme_tables.py --write")
+    else:
+        if changed:
+            print(f"re-rendered {', '.join(changed)}")
     return path
 
 

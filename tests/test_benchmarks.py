@@ -182,3 +182,21 @@ def test_the_plasticity_study_scores_every_run_in_distribution_shifted_adapted_a
     assert set(images["id"]) == set(truth["id"].map(hashed_id))  # the carve's 30 test images, ids hashed
     gain = tmp_path / "work" / "random0-smoke-gain05-data"
     assert (gain / "train.csv").read_text() == (tmp_path / "work" / "random0-smoke-data" / "train.csv").read_text()
+
+
+def test_writing_a_result_re_renders_the_tables_that_read_it(tmp_path, monkeypatch):
+    import common
+    import readme_tables
+
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    document = tmp_path / "README.md"
+    document.write_text("# x\n\n<!-- table: full-size -->\n| stale |\n<!-- /table -->\n")
+    monkeypatch.setattr(common, "RESULTS", results)
+    monkeypatch.setattr(readme_tables, "ROOT", tmp_path)
+    monkeypatch.setattr(readme_tables, "DOCUMENTS", [document])
+    common.write_result("full-size-cpu", {"train_images": 4000, "test_images": 18000, "wall_s": 1263.0, "commit": "abc123",
+                                          "stage_seconds": {"prep": 15.0, "train": 780.0, "infer": 456.0, "total": 1251.0}})
+    assert "| 4,000 train + 18,000 test images | 21.1 min | infer 7.6 min, prep 0.2 min, train 13.0 min | abc123 |" in document.read_text()
+    assert "stale" not in document.read_text()
+    assert readme_tables.check_all() == []
