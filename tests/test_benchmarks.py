@@ -144,6 +144,17 @@ def test_train_speed_times_real_steps_of_the_preset():
     assert result["preset_steps"] is None and result["preset_training_minutes"] is None  # smoke counts epochs, not steps
 
 
+def test_paired_train_speed_times_each_side_with_its_own_settings_in_turn():
+    import bench_train_speed
+
+    result = bench_train_speed.run_paired("smoke", steps=3, warmup=1, shared=("train.batch_size=8",), versus=("train.batch_size=4",))
+    assert result["batch_size"] == {"a": 8, "b": 4}  # side b is the shared settings plus --vs, side a without
+    assert result["timed_steps"] == 3 and all(seconds > 0 for seconds in result["step_s_median"].values())
+    ratio = result["b_over_a"]
+    assert ratio["min"] <= ratio["q1"] <= ratio["median"] <= ratio["q3"] <= ratio["max"] and ratio["min"] > 0
+    assert result["b_steps_in_a_budget_minutes"] is None  # smoke counts epochs, not steps
+
+
 def test_the_prepared_gpu_check_runs_every_section_in_dry_mode(tmp_path, monkeypatch):
     """benchmarks/gpu_check.py is run for the first time on a lent GPU, with minutes to spare: its dry mode runs
     every section on the CPU here, so it cannot rot before then."""
