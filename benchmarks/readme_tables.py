@@ -231,7 +231,7 @@ def plasticity_preset() -> str:
 
 # the label of the shipped `cpu-demo`'s fresh-clone runs in docs/real-dev/fresh-clone.csv (benchmarks/fresh_clone.sh
 # LABEL ...): other labels there are tries beside it. Change it with the preset.
-PRESET_RUNS = "cpu-demo-canvas112-2000-epyc-avx2"
+PRESET_RUNS = "cpu-demo-enclr15-epyc-avx2"
 # the fresh-clone runs of `cpu-demo` at the plain script's step count (docs/real-dev/plain-baseline.csv, 1,500
 # steps): the pipeline's machinery against the plain script at equal steps, encoder and weights
 PLAIN_PAIRED_RUNS = "cpu-demo-lite0-real"
